@@ -1,0 +1,40 @@
+# Sketch2Fashion — every target works on a fresh machine (it runs `setup` first).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+# Stage commands call `python` and `s2f`: run DVC with the project's venv first on PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup test test-fast demo smoke data dag clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed  ## create .venv, install torch (CPU wheel) then the project with [dev]
+	@[ -d .dvc ] || $(BIN)/dvc init $$( [ -d .git ] || echo --no-scm )
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+test: setup  ## run the whole test suite (slow tests included)
+	$(BIN)/pytest
+
+test-fast: setup  ## the tests not marked slow
+	$(BIN)/pytest -m 'not slow'
+
+demo: setup  ## the main job: demo data -> dvc repro (later: train, register, serve)
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+smoke: setup  ## the whole pipeline on the tiny profile in a scratch repo, twice (2nd must be a no-op)
+	$(BIN)/s2f smoke
+
+dag: setup  ## draw the pipeline graph
+	$(BIN)/dvc dag
+
+clean:  ## remove pipeline outputs (the DVC cache keeps them: `dvc checkout` restores)
+	rm -rf data

@@ -1,0 +1,58 @@
+"""The `s2f` command line and the params loader it stands on."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sketch2fashion.params import ParamsError, deep_merge, load_params, with_profile
+
+S2F = [sys.executable, "-m", "sketch2fashion.cli"]
+
+
+def run(args, cwd):
+    return subprocess.run(S2F + args, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["demo-data", "--help"], ["params", "--help"], ["smoke", "--help"]])
+def test_every_command_has_help(args, project_root):
+    proc = run(args, project_root)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage:" in proc.stdout
+
+
+def test_params_with_tiny_profile_overrides_only_what_it_names(project_root):
+    proc = run(["params", "--profile", "tiny"], project_root)
+    assert proc.returncode == 0, proc.stderr
+    merged = yaml.safe_load(proc.stdout)
+    base = load_params(project_root / "params.yaml")
+    tiny = load_params(project_root / "profiles" / "tiny.yaml")
+    assert merged["image"]["size"] == tiny["image"]["size"] != base["image"]["size"]
+    assert merged["categories"] == base["categories"]
+    assert merged["edges"] == base["edges"]
+
+
+def test_missing_or_broken_params_file_is_a_clear_error(tmp_path: Path):
+    proc = run(["params", "--params", str(tmp_path / "nope.yaml")], tmp_path)
+    assert proc.returncode != 0
+    assert "nope.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("image: [unclosed\n")
+    with pytest.raises(ParamsError, match="broken.yaml"):
+        load_params(broken)
+
+
+def test_deep_merge_keeps_siblings_and_does_not_mutate_inputs():
+    base = {"a": {"x": 1, "y": 2}, "b": [1]}
+    merged = deep_merge(base, {"a": {"y": 3}, "b": [2]})
+    assert merged == {"a": {"x": 1, "y": 3}, "b": [2]}
+    assert base == {"a": {"x": 1, "y": 2}, "b": [1]}
+    assert with_profile(base, None) is base
+
+
+def test_mlflow_store_folder_never_shadows_the_mlflow_package(project_root):
+    assert (project_root / "mlflow").is_dir()
+    assert not (project_root / "mlflow" / "__init__.py").exists()

@@ -73,6 +73,63 @@ def smoke(profile: str, workdir: Path | None, keep: bool) -> None:
     click.echo(json.dumps(summary, indent=2))
 
 
+@main.command("models")
+@click.option("--params", "params_path", default="params.yaml", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models(params_path: str, as_json: bool) -> None:
+    """List each category's champion colorizer: version, epoch, val SSIM, MLflow run."""
+    from sketch2fashion.registry.promotion import list_champions
+    from sketch2fashion.registry.tracking import configure
+
+    rows = list_champions(configure(), _categories(params_path))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'category':<10} {'version':>7} {'epoch':>5} {'ssim':>7}  run")
+    for row in rows:
+        ssim = f"{row['ssim']:.4f}" if row.get("ssim") is not None else "-"
+        click.echo(f"{row['category']:<10} {row.get('version') or '-':>7} {row.get('epoch') or '-':>5} "
+                   f"{ssim:>7}  {row.get('run_id') or '(no champion)'}")
+
+
+@main.command("promote")
+@click.argument("category")
+@click.argument("version")
+def promote_cmd(category: str, version: str) -> None:
+    """Make VERSION of CATEGORY's colorizer the champion by hand (the old one becomes `previous`)."""
+    from sketch2fashion.registry.promotion import PromotionError, promote
+    from sketch2fashion.registry.tracking import configure
+
+    try:
+        decision = promote(configure(), category, version)
+    except PromotionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(decision.to_dict(), indent=2))
+
+
+@main.command("rollback")
+@click.argument("category")
+def rollback_cmd(category: str) -> None:
+    """Give CATEGORY's `champion` alias back to the `previous` version."""
+    from sketch2fashion.registry.promotion import PromotionError, rollback
+    from sketch2fashion.registry.tracking import configure
+
+    try:
+        decision = rollback(configure(), category)
+    except PromotionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(decision.to_dict(), indent=2))
+
+
+def _categories(params_path: str) -> list[str]:
+    from sketch2fashion.params import categories
+
+    try:
+        return categories(load_params(params_path))
+    except ParamsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _params_or_defaults(path: str) -> dict:
     try:
         return load_params(path)

@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -100,9 +101,10 @@ def train_category(args: argparse.Namespace) -> dict:
         def on_eval(epoch: int, row: dict, improved: bool) -> None:
             mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
             if improved:
-                grid_path = out / "sample_grid.png"
-                save_sample_grid(grid_path, sample_grid(trainer.generator, val_set, n=6, device=device))
-                mlflow.log_artifact(str(grid_path), artifact_path=f"samples/epoch-{epoch:04d}")
+                with tempfile.TemporaryDirectory() as tmp:
+                    grid_path = Path(tmp) / "sample_grid.png"
+                    save_sample_grid(grid_path, sample_grid(trainer.generator, val_set, n=6, device=device))
+                    mlflow.log_artifact(str(grid_path), artifact_path=f"samples/epoch-{epoch:04d}")
 
         history = fit(trainer, train_set, evaluate, out, config_id=config_id, resume=args.resume,
                       on_eval=on_eval, extra_state={"mlflow_run_id": run.info.run_id},

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sketch2fashion.params import load_params, with_profile
-from sketch2fashion.pipeline import changed_stages, make_scratch_project, run_dvc
+from sketch2fashion.pipeline import changed_stages, make_scratch_project, run_dvc, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +33,15 @@ def _per_category(params, prefix):
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
+    """Hashes of the DVC-tracked files (DVC's own .gitignore files belong to git, not the remote)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".gitignore"}
 
 
 def test_first_repro_runs_every_stage_and_second_runs_none(tiny):
     project, params, first = tiny
-    expected = {"demo_data", "split"} | _per_category(params, "ingest") | _per_category(params, "edges")
+    expected = {"demo_data", "split"} | {
+        f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     assert set(first.stages_run) == expected
     second = run_dvc(project, "repro")
     assert second.stages_run == [], second.output
@@ -82,12 +89,58 @@ def test_changing_image_size_invalidates_exactly_ingest_and_its_descendants(tiny
         changed = yaml.safe_load(original)
         changed["image"]["size"] = params["image"]["size"] // 2
         params_file.write_text(yaml.safe_dump(changed, sort_keys=False))
-        # Directly invalidated: only the stages that read image.size.
-        assert set(changed_stages(project)) == _per_category(params, "ingest")
+        # Directly invalidated: only the stages that read image.size (not edges, split, demo).
+        assert set(changed_stages(project)) == (_per_category(params, "ingest") | _per_category(params, "train")
+                                                | _per_category(params, "evaluate"))
         # What would rerun: those and everything downstream, never the demo data.
         dry = run_dvc(project, "repro", "--dry")
-        assert set(dry.stages_run) == (_per_category(params, "ingest") | {"split"}
-                                       | _per_category(params, "edges"))
+        assert set(dry.stages_run) == {"split"} | {
+            f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     finally:
         params_file.write_text(original)
     assert changed_stages(project) == {}
+
+
+def test_every_category_has_a_champion_and_metrics_show_ssim(tiny):
+    project, params, _ = tiny
+    proc = subprocess.run([sys.executable, "-m", "sketch2fashion.cli", "models", "--json"], cwd=project,
+                          env=tool_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["category"]: row for row in json.loads(proc.stdout)}
+    assert set(rows) == set(params["categories"])
+    for cat, row in rows.items():
+        evaluated = json.loads((project / "reports" / "eval" / f"{cat}.json").read_text())
+        assert row["version"] is not None and abs(row["ssim"] - evaluated["ssim"]) < 1e-6
+    metrics = run_dvc(project, "metrics", "show", "--json").output
+    assert "reports/eval/top.json" in metrics and "ssim" in metrics
+
+
+def test_killed_training_resumes_and_finishes_with_the_same_number_of_epochs(tiny):
+    project, params, _ = tiny
+    longer = yaml.safe_load((project / "params.yaml").read_text())
+    longer["train"].update(epochs=8, eval_every=1)
+    params_file = project / "params_resume.yaml"
+    params_file.write_text(yaml.safe_dump(longer, sort_keys=False))
+    out, report = project / "resume_run", project / "resume_run" / "report.json"
+    cmd = [sys.executable, "training/train.py", "--category", "top", "--params", str(params_file),
+           "--out", str(out), "--report", str(report)]
+    first_checkpoint = out / "checkpoints" / "epoch-0001.pt"
+    proc = subprocess.Popen(cmd, cwd=project, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not first_checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed; raise the epoch count"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not report.exists()
+    resumed = subprocess.run(cmd + ["--resume"], cwd=project, env=tool_env(), capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after epoch" in resumed.stderr
+    result = json.loads(report.read_text())
+    assert result["evaluated_epochs"] == list(range(1, 9))
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow' / 'mlflow.db'}")
+    steps = sorted({m.step for m in client.get_metric_history(result["run_id"], "ssim")})
+    assert steps == list(range(1, 9))  # one run, every epoch logged, none past the end

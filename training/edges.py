@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing import Pool
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,8 @@ def run_stage(category: str, params: dict[str, Any], data_dir: Path, jobs: int,
         results = [result for result in bar(map(work, rows))]
     else:
         chunk = max(1, min(32, len(rows) // (jobs * 4)))
-        with Pool(jobs, initializer=_quiet_worker) as pool:
+        # spawn, not fork: a child forked after OpenCV ran in the parent can hang forever.
+        with multiprocessing.get_context("spawn").Pool(jobs, initializer=_quiet_worker) as pool:
             results = list(bar(pool.imap(work, rows, chunksize=chunk)))
     seconds = time.perf_counter() - start
 

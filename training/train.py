@@ -19,10 +19,9 @@ from pathlib import Path
 
 import mlflow
 
-from sketch2fashion.colorizer import ColorizerDataset, augment_from_params, evaluate_generator
 from sketch2fashion.colorizer.evaluate import sample_grid, save_sample_grid
-from sketch2fashion.colorizer.trainer import Pix2PixTrainer, TrainConfig, config_id_for, fit, resumed_state
-from sketch2fashion.models.device import pick_device
+from sketch2fashion.colorizer.run import ColorizerRun
+from sketch2fashion.colorizer.trainer import resumed_state
 from sketch2fashion.params import ParamsError, load_params
 from sketch2fashion.registry.tracking import configure, get_or_create_experiment, run_tags
 
@@ -67,54 +66,39 @@ def train_category(args: argparse.Namespace) -> dict:
     category = args.category
     out = args.out or Path("models") / category
     report_path = args.report or Path("reports/train") / f"{category}.json"
-    size = int(params["image"]["size"])
-    train_section = dict(params.get("train") or {})
-    cfg = TrainConfig.from_params(train_section)
-    device = pick_device(str(train_section.get("device", "auto")))
-    hint_params = params.get("hints") or {}
-
-    train_set = ColorizerDataset(args.data_dir, category, "train", size=size, train=True,
-                                 hint_params=hint_params, augment=augment_from_params(train_section.get("augment")),
-                                 seed=cfg.seed)
-    val_set = ColorizerDataset(args.data_dir, category, "val", size=size, train=False,
-                               hint_params=hint_params, seed=cfg.seed)
     client = configure(root)
     tags = run_tags(category, root)
-    config_id = config_id_for(params.get("model"), train_section, size, hint_params, tags["dvc_data_hash"])
+    run = ColorizerRun.prepare(params, args.data_dir, category, data_hash=tags["dvc_data_hash"])
     prior = resumed_state(out) if args.resume else {}
-    run_id = prior.get("mlflow_run_id") if prior.get("config_id") == config_id else None
+    run_id = prior.get("mlflow_run_id") if prior.get("config_id") == run.config_id else None
+    print(f"train@{run.describe()}", file=sys.stderr)
 
-    trainer = Pix2PixTrainer(params.get("model") or {}, cfg, size, device)
-    print(f"train@{category}: {len(train_set)} train / {len(val_set)} val images, {size}px, "
-          f"{device.type} {trainer.dtype}", file=sys.stderr)
     experiment_id = get_or_create_experiment(f"colorizer-{category}", client=client)
     with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
-                          run_name=None if run_id else f"{category}-train", tags=None if run_id else tags) as run:
+                          run_name=None if run_id else f"{category}-train", tags=None if run_id else tags) as active:
         if run_id is None:
             mlflow.log_params(flat_params(params))
-            mlflow.log_params({"train_images": len(train_set), "val_images": len(val_set),
-                               "device": device.type, "precision": str(trainer.dtype)})
-
-        def evaluate(generator):
-            return evaluate_generator(generator, val_set, device=device, batch_size=max(cfg.batch_size, 8))
+            mlflow.log_params({"train_images": len(run.train_set), "val_images": len(run.val_set),
+                               "device": run.device.type, "precision": str(run.trainer.dtype)})
 
         def on_eval(epoch: int, row: dict, improved: bool) -> None:
             mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
             if improved:
                 with tempfile.TemporaryDirectory() as tmp:
                     grid_path = Path(tmp) / "sample_grid.png"
-                    save_sample_grid(grid_path, sample_grid(trainer.generator, val_set, n=6, device=device))
+                    save_sample_grid(grid_path, sample_grid(run.trainer.generator, run.val_set, n=6,
+                                                            device=run.device))
                     mlflow.log_artifact(str(grid_path), artifact_path=f"samples/epoch-{epoch:04d}")
 
-        history = fit(trainer, train_set, evaluate, out, config_id=config_id, resume=args.resume,
-                      on_eval=on_eval, extra_state={"mlflow_run_id": run.info.run_id},
-                      log=lambda msg: print(msg, file=sys.stderr))
+        history = run.fit(out, resume=args.resume, on_eval=on_eval,
+                          extra_state={"mlflow_run_id": active.info.run_id},
+                          log=lambda msg: print(msg, file=sys.stderr))
         best = max(history, key=lambda row: row["ssim"])
         mlflow.log_metrics({"best_ssim": best["ssim"], "best_epoch": best["epoch"]})
         mlflow.log_artifact(str(out / "best_generator.pt"), artifact_path="checkpoint")
-        report = {"category": category, "run_id": run.info.run_id, "epoch": int(best["epoch"]),
+        report = {"category": category, "run_id": active.info.run_id, "epoch": int(best["epoch"]),
                   "ssim": round(best["ssim"], 6), "psnr": round(best["psnr"], 4), "l1": round(best["l1"], 6),
-                  "epochs": cfg.epochs, "evaluated_epochs": [int(r["epoch"]) for r in history],
+                  "epochs": run.config.epochs, "evaluated_epochs": [int(r["epoch"]) for r in history],
                   "train_images_per_s": round(sum(r["train_images_per_s"] for r in history) / len(history), 2)}
     write_history(history, report_path.with_suffix(".csv"))
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         report = train_category(args)
-    except (ParamsError, FileNotFoundError, ValueError) as exc:
+    except (ParamsError, FileNotFoundError) as exc:
         print(f"train@{args.category}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report))

@@ -49,6 +49,8 @@ class Pix2PixTrainer:
                  device: torch.device) -> None:
         self.cfg = cfg
         self.device = device
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
         self.dtype = resolve_dtype(device, cfg.precision)
         # channels-last is what oneDNN (CPU bf16) and tensor cores want; NCHW is faster for fp32 CPU.
         self.memory_format = (torch.channels_last if self.dtype != torch.float32 or device.type == "cuda"

@@ -26,9 +26,10 @@ test: setup  ## run the whole test suite (slow tests included)
 test-fast: setup  ## the tests not marked slow
 	$(BIN)/pytest -m 'not slow'
 
-demo: setup  ## the main job: demo data -> dvc repro (later: train, register, serve)
+demo: setup  ## the main job: demo data -> dvc repro -> a registered champion per category
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	$(BIN)/s2f models
+	@echo "details: dvc metrics show | dvc plots show | mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db"
 
 smoke: setup  ## the whole pipeline on the tiny profile in a scratch repo, twice (2nd must be a no-op)
 	$(BIN)/s2f smoke

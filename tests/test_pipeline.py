@@ -92,8 +92,8 @@ def test_changing_image_size_invalidates_exactly_ingest_and_its_descendants(tiny
         # Directly invalidated: only the stages that read image.size (not edges, split, demo).
         assert set(changed_stages(project)) == (_per_category(params, "ingest") | _per_category(params, "train")
                                                 | _per_category(params, "evaluate"))
-        # What would rerun: those and everything downstream, never the demo data.
-        dry = run_dvc(project, "repro", "--dry")
+        # What would rerun: those and everything downstream of them, never the demo data.
+        dry = run_dvc(project, "repro", "--dry", "--force-downstream")
         assert set(dry.stages_run) == {"split"} | {
             f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     finally:

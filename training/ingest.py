@@ -12,15 +12,13 @@ import logging
 import sys
 from pathlib import Path
 
-# Stage scripts run as `python training/<stage>.py`: make this checkout importable uninstalled.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sketch2fashion.data.ingest import (  # noqa: E402
+from sketch2fashion.data.ingest import (
     IngestError, IngestReport, ingest_category, read_feed,
 )
-from sketch2fashion.data.manifest import ManifestError  # noqa: E402
-from sketch2fashion.imaging.io import write_bytes_atomic  # noqa: E402
-from sketch2fashion.params import ParamsError, categories, load_params  # noqa: E402
+from sketch2fashion.data.manifest import ManifestError
+from sketch2fashion.imaging.io import write_bytes_atomic
+from sketch2fashion.params import ParamsError, categories, load_params
 
 log = logging.getLogger("ingest")
 

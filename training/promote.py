@@ -17,21 +17,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Stage scripts run as `python training/<stage>.py`: make this checkout importable uninstalled.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.exceptions import MlflowException
 
-from sketch2fashion.imaging.io import write_bytes_atomic  # noqa: E402
-from sketch2fashion.params import ParamsError, categories, load_params  # noqa: E402
-from sketch2fashion.registry.promotion import (  # noqa: E402
+from sketch2fashion.imaging.io import write_bytes_atomic
+from sketch2fashion.params import ParamsError, categories, load_params
+from sketch2fashion.registry.promotion import (
     PromotionError,
     champion,
     promote_if_better,
     register_version,
     registered_model_name,
 )
-from sketch2fashion.registry.tracking import configure, tracking_uri  # noqa: E402
+from sketch2fashion.registry.tracking import configure, tracking_uri
 
 REQUIRED_CANDIDATE_KEYS = ("run_id", "ssim", "epoch", "artifact_path")
 LINEAGE_TAGS = ("git_commit", "dvc_data_hash")

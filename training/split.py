@@ -11,15 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-# Stage scripts run as `python training/<stage>.py`: make this checkout importable uninstalled.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sketch2fashion.data.manifest import (  # noqa: E402
+from sketch2fashion.data.manifest import (
     ISOLATION_FAILED, ManifestError, read_manifest, write_manifest,
 )
-from sketch2fashion.data.split import assign_splits, split_counts  # noqa: E402
-from sketch2fashion.imaging.io import write_bytes_atomic  # noqa: E402
-from sketch2fashion.params import ParamsError, categories, load_params  # noqa: E402
+from sketch2fashion.data.split import assign_splits, split_counts
+from sketch2fashion.imaging.io import write_bytes_atomic
+from sketch2fashion.params import ParamsError, categories, load_params
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from sketch2fashion.imaging.io import fit_within
+
 METHODS = ("auto", "grabcut", "threshold", "none")
 
 WORK_SIDE = 200            # isolation runs at most this big; masks are upsampled afterwards
@@ -58,7 +60,7 @@ def isolate_garment(rgb: np.ndarray, *, method: str = "auto", iters: int = 4) ->
     height, width = rgb.shape[:2]
     if method == "none":
         return np.full((height, width), 255, np.uint8)
-    small = _working_copy(rgb)
+    small = fit_within(rgb, WORK_SIDE)
     lab = _to_lab(small)
     stats = border_stats(lab)
     if method == "auto":
@@ -72,7 +74,7 @@ def isolate_garment(rgb: np.ndarray, *, method: str = "auto", iters: int = 4) ->
 
 def choose_method(rgb: np.ndarray) -> str:
     """The method "auto" would use for this photo (reports count them)."""
-    stats = border_stats(_to_lab(_working_copy(rgb)))
+    stats = border_stats(_to_lab(fit_within(rgb, WORK_SIDE)))
     return "threshold" if stats.is_clean_white else "grabcut"
 
 
@@ -272,16 +274,6 @@ def _border_ring(shape: tuple[int, ...], fraction: float) -> np.ndarray:
 
 def _band_width(shape: tuple[int, ...], fraction: float) -> int:
     return max(2, int(round(min(shape[:2]) * fraction)))
-
-
-def _working_copy(rgb: np.ndarray) -> np.ndarray:
-    height, width = rgb.shape[:2]
-    longest = max(height, width)
-    if longest <= WORK_SIDE:
-        return rgb
-    scale = WORK_SIDE / longest
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _to_lab(rgb: np.ndarray) -> np.ndarray:

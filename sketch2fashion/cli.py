@@ -121,6 +121,56 @@ def rollback_cmd(category: str) -> None:
     click.echo(json.dumps(decision.to_dict(), indent=2))
 
 
+@main.group("catalog")
+def catalog() -> None:
+    """The shop's product catalog: ingest a product feed."""
+
+
+@catalog.command("ingest")
+@click.argument("feed", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              help="Params file whose `catalog` section supplies the defaults.")
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Catalog SQLite file (default: params catalog.store).")
+@click.option("--allow-private", is_flag=True, default=None,
+              help="Allow image links on loopback/private addresses (intranet feeds, tests).")
+@click.option("--jobs", type=int, default=None, help="Parallel image downloads.")
+def catalog_ingest(feed: Path, params_path: str, store: Path | None, allow_private: bool | None,
+                   jobs: int | None) -> None:
+    """Add, update and delete catalog products to match FEED (CSV, TSV or JSONL).
+
+    Re-ingesting the same feed changes nothing; bad rows and images that fail to load are
+    reported and skipped, and a product that fails keeps its previous version.
+    """
+    from dataclasses import fields
+
+    from sketch2fashion.catalog.feed import FeedError
+    from sketch2fashion.catalog.store import CatalogStore, IngestSettings, ingest_feed
+
+    section = dict(_params_or_defaults(params_path).get("catalog") or {})
+    known = {f.name for f in fields(IngestSettings)}
+    chosen = {k: v for k, v in section.items() if k in known}
+    if allow_private is not None:
+        chosen["allow_private"] = allow_private
+    if jobs is not None:
+        chosen["jobs"] = jobs
+    settings = IngestSettings(**chosen)
+    if not feed.is_file():
+        raise click.ClickException(f"{feed}: no such feed file; give the path of a CSV, TSV or JSONL feed")
+    store_path = store or Path(section.get("store", "data/catalog/catalog.sqlite"))
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with CatalogStore(store_path) as catalog_store:
+            report = ingest_feed(feed, catalog_store, settings=settings)
+    except FeedError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for problem in report.skipped:
+        click.echo(f"skipped line {problem.line} id {problem.id or '-'}: {problem.reason}", err=True)
+    click.echo(report.summary())
+    if report.skipped and not (report.added or report.updated or report.unchanged):
+        raise click.ClickException(f"{feed}: every row was skipped; see the reasons above")
+
+
 def _categories(params_path: str) -> list[str]:
     from sketch2fashion.params import categories
 

@@ -17,7 +17,7 @@ def run(args, cwd):
     return subprocess.run(S2F + args, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["demo-data", "--help"], ["params", "--help"], ["smoke", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["demo-data", "--help"], ["params", "--help"], ["smoke", "--help"], ["models", "--help"], ["catalog", "ingest", "--help"]])
 def test_every_command_has_help(args, project_root):
     proc = run(args, project_root)
     assert proc.returncode == 0, proc.stderr
@@ -56,3 +56,24 @@ def test_deep_merge_keeps_siblings_and_does_not_mutate_inputs():
 def test_mlflow_store_folder_never_shadows_the_mlflow_package(project_root):
     assert (project_root / "mlflow").is_dir()
     assert not (project_root / "mlflow" / "__init__.py").exists()
+
+
+def test_catalog_ingest_command_is_idempotent_and_reports_bad_rows(tmp_path: Path, project_root):
+    from sketch2fashion.demo import make_demo_dataset
+
+    feed = make_demo_dataset(tmp_path / "shop", categories=["top", "hat"], per_category=2, seed=0, size=96)
+    lines = feed.read_text().splitlines()
+    feed.write_text("\n".join(lines + [lines[1]]) + "\n")  # a duplicate id: reported, not fatal
+    args = ["catalog", "ingest", str(feed), "--params", str(project_root / "params.yaml"),
+            "--store", str(tmp_path / "catalog" / "c.sqlite"), "--jobs", "1"]
+    first = run(args, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "4 added" in first.stdout and "1 skipped" in first.stdout
+    assert "duplicate" in first.stderr.lower()
+    second = run(args, tmp_path)
+    assert second.returncode == 0 and "4 unchanged" in second.stdout and "0 added" in second.stdout
+
+
+def test_catalog_ingest_names_a_missing_feed(tmp_path: Path):
+    proc = run(["catalog", "ingest", str(tmp_path / "none.csv")], tmp_path)
+    assert proc.returncode != 0 and "none.csv" in proc.stderr and "Traceback" not in proc.stderr

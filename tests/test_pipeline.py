@@ -144,3 +144,21 @@ def test_killed_training_resumes_and_finishes_with_the_same_number_of_epochs(tin
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow' / 'mlflow.db'}")
     steps = sorted({m.step for m in client.get_metric_history(result["run_id"], "ssim")})
     assert steps == list(range(1, 9))  # one run, every epoch logged, none past the end
+
+
+def test_manual_promote_and_rollback_commands_on_the_pipeline_registry(tiny):
+    project, _, _ = tiny
+
+    def s2f(*args):
+        return subprocess.run([sys.executable, "-m", "sketch2fashion.cli", *args], cwd=project,
+                              env=tool_env(), capture_output=True, text=True, timeout=300)
+
+    refused = s2f("rollback", "hat")  # only one version so far: nothing to roll back to
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "previous" in refused.stderr.lower()
+    unknown = s2f("promote", "hat", "99")
+    assert unknown.returncode != 0 and "99" in unknown.stderr
+    again = s2f("promote", "hat", "1")
+    assert again.returncode == 0, again.stderr
+    champions = {row["category"]: row for row in json.loads(s2f("models", "--json").stdout)}
+    assert champions["hat"]["version"] in (1, "1")

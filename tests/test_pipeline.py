@@ -40,7 +40,7 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 
 def test_first_repro_runs_every_stage_and_second_runs_none(tiny):
     project, params, first = tiny
-    expected = {"demo_data", "split"} | {
+    expected = {"demo_data", "split", "train_embedder"} | {
         f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     assert set(first.stages_run) == expected
     second = run_dvc(project, "repro")
@@ -94,7 +94,7 @@ def test_changing_image_size_invalidates_exactly_ingest_and_its_descendants(tiny
                                                 | _per_category(params, "evaluate"))
         # What would rerun: those and everything downstream of them, never the demo data.
         dry = run_dvc(project, "repro", "--dry", "--force-downstream")
-        assert set(dry.stages_run) == {"split"} | {
+        assert set(dry.stages_run) == {"split", "train_embedder"} | {
             f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     finally:
         params_file.write_text(original)
@@ -162,3 +162,11 @@ def test_manual_promote_and_rollback_commands_on_the_pipeline_registry(tiny):
     assert again.returncode == 0, again.stderr
     champions = {row["category"]: row for row in json.loads(s2f("models", "--json").stdout)}
     assert champions["hat"]["version"] in (1, "1")
+
+
+def test_embedder_stage_reports_retrieval_metrics(tiny):
+    project, _, _ = tiny
+    report = json.loads((project / "reports" / "embedder.json").read_text())
+    assert {"sketch_to_photo_acc@1", "acc@10", "mrr", "run_id"} <= set(report)
+    assert 0.0 <= report["sketch_to_photo_acc@1"] <= report["acc@10"] <= 1.0
+    assert (project / "models" / "embedder.pt").stat().st_size > 0

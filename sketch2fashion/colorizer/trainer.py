@@ -17,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sketch2fashion.colorizer.checkpoint import CheckpointDir, fingerprint, save_atomic
+from sketch2fashion.colorizer.dataset import make_loader
 from sketch2fashion.models.device import resolve_dtype
 from sketch2fashion.models.networks import build_discriminator, build_generator
 
@@ -150,11 +151,8 @@ def fit(
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout and the shuffle order
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(
-            train_set, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
-            drop_last=len(train_set) > cfg.batch_size, persistent_workers=False,
-            generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch),
-        )
+        loader = make_loader(train_set, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
+                             seed=cfg.seed * 7919 + epoch, drop_last=len(train_set) > cfg.batch_size)
         trainer.generator.train()
         trainer.discriminator.train()
         sums: dict[str, float] = {}

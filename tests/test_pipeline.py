@@ -40,7 +40,7 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 
 def test_first_repro_runs_every_stage_and_second_runs_none(tiny):
     project, params, first = tiny
-    expected = {"demo_data", "split", "train_embedder"} | {
+    expected = {"demo_data", "split", "train_embedder", "catalog", "index", "evaluate_search"} | {
         f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     assert set(first.stages_run) == expected
     second = run_dvc(project, "repro")
@@ -94,7 +94,7 @@ def test_changing_image_size_invalidates_exactly_ingest_and_its_descendants(tiny
                                                 | _per_category(params, "evaluate"))
         # What would rerun: those and everything downstream of them, never the demo data.
         dry = run_dvc(project, "repro", "--dry", "--force-downstream")
-        assert set(dry.stages_run) == {"split", "train_embedder"} | {
+        assert set(dry.stages_run) == {"split", "train_embedder", "index", "evaluate_search"} | {
             f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     finally:
         params_file.write_text(original)
@@ -170,3 +170,30 @@ def test_embedder_stage_reports_retrieval_metrics(tiny):
     assert {"sketch_to_photo_acc@1", "acc@10", "mrr", "run_id"} <= set(report)
     assert 0.0 <= report["sketch_to_photo_acc@1"] <= report["acc@10"] <= 1.0
     assert (project / "models" / "embedder.pt").stat().st_size > 0
+
+
+def test_encoder_is_registered_in_mlflow_as_champion(tiny):
+    project, _, _ = tiny
+    report = json.loads((project / "reports" / "embedder.json").read_text())
+    assert report["registered_version"] == 1 and report["champion"] is True
+
+
+def test_index_stage_publishes_every_catalog_product(tiny):
+    project, params, _ = tiny
+    report = json.loads((project / "reports" / "index.json").read_text())
+    assert report["products"] == params["demo"]["per_category"] * len(params["categories"])
+    assert set(report["per_category"]) == set(params["categories"])
+    current = (project / "data" / "catalog" / "index" / "CURRENT").read_text().strip()
+    assert current == report["version"]
+
+
+def test_search_evaluation_reports_every_query_kind(tiny):
+    project, _, _ = tiny
+    report = json.loads((project / "reports" / "search.json").read_text())
+    for kind in ("sketch", "colour", "photo", "sketch+colour", "fused"):
+        assert 0.0 <= report[kind]["acc@1"] <= report[kind]["acc@10"] <= 1.0, kind
+        assert report[kind]["acc@1"] <= report[kind]["mrr"] <= 1.0, kind
+    assert report["index"]["recall@10"] >= 0.9
+    assert report["latency_ms"]["p50"] > 0 and report["n_queries"] > 0
+    metrics = run_dvc(project, "metrics", "show", "--json").output
+    assert "reports/search.json" in metrics and "acc@10" in metrics

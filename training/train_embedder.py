@@ -4,6 +4,7 @@ Trains `sketch2fashion.catalog.embedder.ImageEncoder` with InfoNCE on every cate
 (sketch <-> photo and photo <-> photo pairs), scores sketch -> photo retrieval on val, and writes
   models/embedder.pt            weights + config
   reports/embedder.json         val acc@1 / acc@10 / MRR (DVC metrics) and the MLflow run id
+and registers the encoder as `catalog-encoder` in MLflow (alias champion when its val MRR is the best).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sketch2fashion.catalog.embedder import save_encoder
 from sketch2fashion.catalog.embedder_training import evaluate_retrieval, train_embedder
 from sketch2fashion.colorizer.augment import augment_from_params
 from sketch2fashion.params import ParamsError, load_params
+from sketch2fashion.registry.encoder_model import log_encoder, register_encoder
 from sketch2fashion.registry.tracking import configure, get_or_create_experiment, git_commit
 
 ENCODER_ARGS = ("dim", "size", "width", "epochs", "batch_size", "lr", "temperature",
@@ -57,10 +59,12 @@ def run(args: argparse.Namespace) -> dict:
                                      hint_params=hint_params)
         mlflow.log_metrics({k.replace("@", "_at_"): float(v) for k, v in metrics.items()})
         save_encoder(args.out, encoder, {"search.encoder": encoder_args})
-        mlflow.log_artifact(str(args.out), artifact_path="encoder")
+        model_uri = log_encoder(args.out)
+        registered = register_encoder(model_uri, active.info.run_id, metrics)
         report = {"run_id": active.info.run_id, "epochs": len(history),
                   "final_loss": round(float(history[-1]["loss"]), 4),
-                  **{k: round(float(v), 4) for k, v in metrics.items()}}
+                  **{k: round(float(v), 4) for k, v in metrics.items()},
+                  "registered_version": registered["version"], "champion": registered["champion"]}
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -245,11 +245,21 @@ def build_hnsw(vectors: np.ndarray, params: HnswParams) -> Any:
 class VectorIndex:
     """Immutable searchable snapshot: category-sorted vectors, metadata columns, one Partition per category."""
 
-    def __init__(self, vectors: np.ndarray, table: ProductTable, partitions: dict[int, Partition], config: IndexConfig) -> None:
+    def __init__(self, vectors: np.ndarray, table: ProductTable, partitions: dict[int, Partition], config: IndexConfig,
+                 attachments: Mapping[str, bytes] | None = None) -> None:
         self.vectors = vectors
         self.table = table
         self.partitions = partitions
         self.config = config
+        # Files published in the same version (encoder weights, product cards): they swap with the vectors.
+        self.attachments: dict[str, bytes] = dict(attachments or {})
+        self._rows: dict[str, int] | None = None
+
+    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        """Row numbers of product ids (-1 where unknown): for exact scores of extra candidates."""
+        if self._rows is None:
+            self._rows = {str(pid): i for i, pid in enumerate(self.table.ids)}
+        return np.array([self._rows.get(str(pid), -1) for pid in ids], np.int64)
 
     @property
     def dimension(self) -> int:
@@ -433,9 +443,14 @@ class IndexWriter:
         out_dir: str | Path,
         *,
         keep: int | None = None,
+        attachments: Mapping[str, bytes] | None = None,
     ) -> str:
-        """Build, write, verify and publish a new version; returns its name. ``keep`` also runs gc."""
+        """Build, write, verify and publish a new version; returns its name. ``keep`` also runs gc.
+
+        ``attachments`` (file name -> bytes) are published inside the same version, checksummed with it.
+        """
         index = VectorIndex.build(vectors, metadata, self.config)
+        index.attachments.update(attachments or {})
         return self.write(index, out_dir, keep=keep)
 
     def write(self, index: VectorIndex, out_dir: str | Path, *, keep: int | None = None) -> str:
@@ -469,6 +484,11 @@ class IndexWriter:
         np.save(folder / "ids.npy", table.ids)
         np.savez(folder / "columns.npz", category_codes=table.category_codes, brand_codes=table.brand_codes, prices=table.prices)
         files = ["vectors.npy", "ids.npy", "columns.npz"]
+        for fname, data in index.attachments.items():
+            if fname in files or fname == MANIFEST_NAME or Path(fname).name != fname or fname.startswith(("hnsw-", ".")):
+                raise ValueError(f"attachment name {fname!r} is reserved or not a plain file name")
+            (folder / fname).write_bytes(data)
+            files.append(fname)
         for code, part in index.partitions.items():
             if part.hnsw is not None:
                 fname = f"hnsw-{code}.faiss"
@@ -497,6 +517,7 @@ class IndexWriter:
                 for code, p in sorted(index.partitions.items())
             ],
             "files": file_info,
+            "attachments": sorted(index.attachments),
             "checksum": checksum,
         }
 
@@ -546,7 +567,8 @@ def load_version(version_dir: Path, *, verify_checksum: bool = True, config: Ind
         graph = faiss.read_index(str(version_dir / p["file"])) if p["file"] else None
         partitions[int(p["code"])] = Partition(vectors[p["start"]:p["stop"]], int(p["start"]), graph)
     stored = manifest.get("config") or {}
-    return VectorIndex(vectors, table, partitions, config or IndexConfig.from_dict(stored))
+    attachments = {name: (version_dir / name).read_bytes() for name in manifest.get("attachments", [])}
+    return VectorIndex(vectors, table, partitions, config or IndexConfig.from_dict(stored), attachments)
 
 
 def collect_garbage(index_dir: str | Path, *, keep: int = 2, stale_staging_s: float = 3600.0) -> list[str]:

@@ -171,6 +171,50 @@ def catalog_ingest(feed: Path, params_path: str, store: Path | None, allow_priva
         raise click.ClickException(f"{feed}: every row was skipped; see the reasons above")
 
 
+@main.group("bento")
+def bento() -> None:
+    """Package the BentoML service: bundle the registry champions, build a self-contained Bento."""
+
+
+@bento.command("import")
+@click.option("--params", "params_path", default="params.yaml", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bento_import(params_path: str, as_json: bool) -> None:
+    """Copy each category's champion from the MLflow registry into the BentoML model store.
+
+    `service.py` declares the stored models, so `bentoml build` packs them into the Bento.
+    Re-running only imports categories whose champion changed. Fails when a category has no
+    champion (a Bento without it could not serve that category).
+    """
+    from sketch2fashion.registry.tracking import configure
+    from sketch2fashion.serving.bento_models import import_champions
+
+    rows = import_champions(configure(), _categories(params_path))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            state = {True: "imported", False: "already stored", None: "NO CHAMPION"}[row["imported"]]
+            click.echo(f"{row['category']:<10} v{row.get('version') or '-':<5} {state:<15} {row.get('tag') or ''}")
+    missing = [row["category"] for row in rows if row["imported"] is None]
+    if missing:
+        raise click.ClickException(f"no champion for {', '.join(missing)}: promote one "
+                                   "(`dvc repro` or `s2f promote CATEGORY VERSION`) before building a Bento")
+
+
+@bento.command("build")
+@click.option("--params", "params_path", default="params.yaml", show_default=True)
+@click.option("--bentofile", default="bentofile.yaml", show_default=True)
+@click.pass_context
+def bento_build(ctx: click.Context, params_path: str, bentofile: str) -> None:
+    """`s2f bento import`, then `bentoml build`: a Bento that serves without the registry."""
+    import bentoml
+
+    ctx.invoke(bento_import, params_path=params_path, as_json=False)
+    built = bentoml.bentos.build_bentofile(bentofile, build_ctx=".")
+    click.echo(f"built {built.tag} (models: {', '.join(str(m.tag) for m in built.info.all_models)})")
+
+
 def _categories(params_path: str) -> list[str]:
     from sketch2fashion.params import categories
 

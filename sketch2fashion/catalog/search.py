@@ -249,7 +249,7 @@ class Catalog:
             self._remote = QdrantIndex(settings.url, settings.collection, hnsw=settings.index.hnsw)
         if not self.refresh():
             raise CatalogError(f"no loadable index version under {settings.index_dir}; "
-                               "run `dvc repro index` (or `s2f catalog index`)")
+                               "run `dvc repro index` (or python training/index_catalog.py)")
 
     @classmethod
     def open(cls, params: Mapping[str, Any] | None = None, *, project_root: Path | None = None) -> Catalog:

@@ -1,0 +1,105 @@
+"""Sketch2Fashion's BentoML services: `bentoml serve` (bentofile.yaml: service:API) starts all three.
+
+- Colorizer (GPU when there is one, else CPU in bf16 where the CPU has it natively): every
+  category's champion colorizer; one batchable API that BentoML's adaptive batching feeds and
+  that runs one forward pass per category in the batch. Follows the MLflow registry.
+- Catalog (CPU): product search over the published catalog index.
+- API: the public endpoints (serving/web.py, mounted), composed with `bentoml.depends`.
+
+Settings come from params.yaml `serving:` of the project at `S2F_PROJECT_ROOT` (default: the
+working folder), read once when this file is imported; see sketch2fashion/serving/config.py.
+"""
+from __future__ import annotations
+
+import bentoml
+
+from sketch2fashion.serving.config import load_serving_config
+from sketch2fashion.serving.io_types import CatalogAnswer, CatalogQuery, ColorizeJob, ColorizeResult
+from sketch2fashion.serving.web import make_app
+
+CONFIG = load_serving_config()
+TRAFFIC = {"timeout": CONFIG.timeout, "max_concurrency": CONFIG.max_concurrency}
+
+
+@bentoml.service(resources={"gpu": 1}, traffic=TRAFFIC, workers=1)
+class Colorizer:
+    """Holds one champion per category; swaps in new ones as the registry promotes them."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from sketch2fashion.serving.champions import ChampionBoard
+
+        torch.set_num_threads(CONFIG.threads)
+        self.board = ChampionBoard(CONFIG)
+        self.board.start()
+
+    def __is_ready__(self) -> bool:
+        return self.board.ready()
+
+    @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
+    def colorize(self, jobs: list[ColorizeJob]) -> list[ColorizeResult]:
+        from sketch2fashion.serving.batching import colorize_jobs
+
+        return [ColorizeResult(**r) for r in colorize_jobs(self.board.champions, jobs, CONFIG.image_size)]
+
+    @bentoml.api
+    def status(self) -> dict:
+        board = self.board
+        return {"models": board.describe(), "source": board.source, "ready": board.ready(),
+                "poll_seconds": CONFIG.poll_seconds, "last_poll_error": board.last_error}
+
+    @bentoml.on_shutdown
+    def stop(self) -> None:
+        self.board.stop()
+
+
+@bentoml.service(traffic=TRAFFIC, workers=1)
+class Catalog:
+    """Product search; picks up newly published index versions by itself."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from sketch2fashion.serving.catalog import CatalogHolder
+
+        torch.set_num_threads(1)
+        self.holder = CatalogHolder(CONFIG)
+
+    @bentoml.api
+    def search(self, query: CatalogQuery) -> CatalogAnswer:
+        try:
+            products = self.holder.search(photo=query.photo, sketch=query.sketch, text=query.text,
+                                          category=query.category, top_k=query.top_k)
+        except LookupError as exc:
+            return CatalogAnswer(error=str(exc))
+        return CatalogAnswer(products=products, version=self.holder.version)
+
+    @bentoml.on_shutdown
+    def stop(self) -> None:
+        self.holder.stop()
+
+
+@bentoml.service(traffic=TRAFFIC, workers=1)
+@bentoml.asgi_app(make_app(), path="/")
+class API:
+    """The public endpoints: /colorize, /search, /colorize_and_search, /models and the page at /."""
+
+    colorizer = bentoml.depends(Colorizer)
+    catalog = bentoml.depends(Catalog)
+
+    def __init__(self) -> None:
+        from sketch2fashion.serving.auto_category import load_category_classifier
+        from sketch2fashion.serving.endpoints import Endpoints
+
+        self.endpoints = Endpoints(CONFIG, self.colorizer, self.catalog, load_category_classifier(CONFIG))
+
+
+def _declare_bundled_models() -> None:
+    """Declare the champions `s2f bento import` stored, so `bentoml build` packs them."""
+    from sketch2fashion.serving.bento_models import bundled_refs
+
+    Colorizer.models.extend(bundled_refs(CONFIG.categories))
+
+
+_declare_bundled_models()

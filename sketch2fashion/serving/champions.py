@@ -1,0 +1,236 @@
+"""Which colorizer serves each category, and how a promotion in MLflow reaches the running service.
+
+A `ChampionBoard` holds one loaded model per category in an immutable mapping that is replaced
+as a whole, so a batch reads one consistent set of models while a swap happens beside it. A
+background thread asks the registry every `poll_seconds` which version holds the `champion`
+alias; a new version is loaded and must colorize a fixed probe sketch (right shape, finite
+values) before it replaces the old one. A version that fails either way is refused: logged,
+counted in `s2f_model_swaps_total{outcome="refused"}`, not retried until the alias moves again,
+and the old model keeps serving.
+
+Models come from the MLflow registry, or, in a built Bento without a registry, from the BentoML
+model store (`bento_models`); `model_source: auto` picks the registry when one is configured.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from sketch2fashion.registry.tracking import DB_NAME, STORE_DIR, TRACKING_URI_ENV
+from sketch2fashion.serving import metrics
+from sketch2fashion.serving.config import ServingConfig
+from sketch2fashion.serving.sketches import generator_input, probe_sketch
+
+log = logging.getLogger("sketch2fashion.serving")
+REGISTRY = "registry"
+BUNDLED = "bundled"
+
+
+class ModelRefused(RuntimeError):
+    """A champion that cannot serve: it did not load, or it did not colorize the probe sketch."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A loaded colorizer and what the registry says about it."""
+
+    category: str
+    version: int | None
+    epoch: int | None
+    ssim: float | None
+    run_id: str | None
+    source: str
+    model: Any = field(repr=False, compare=False)
+    loaded_at: float = field(default_factory=time.time)
+
+    def describe(self) -> dict[str, Any]:
+        return {"category": self.category, "version": self.version, "epoch": self.epoch,
+                "ssim": self.ssim, "run_id": self.run_id, "source": self.source,
+                "loaded_at": round(self.loaded_at, 3)}
+
+
+def resolve_source(config: ServingConfig) -> str:
+    """`registry` when `MLFLOW_TRACKING_URI` is set or the project has its SQLite store, else `bundled`."""
+    if config.model_source != "auto":
+        return config.model_source
+    if os.environ.get(TRACKING_URI_ENV, "").strip():
+        return REGISTRY
+    if (config.project_root / STORE_DIR / DB_NAME).is_file():
+        return REGISTRY
+    return BUNDLED
+
+
+def probe(model: Any, size: int) -> None:
+    """Raise ModelRefused unless `model` turns the probe sketch into a finite 3 x size x size photo."""
+    sketch = probe_sketch(size)
+    batch = generator_input([sketch.edges], [sketch.hint_rgb], [sketch.hint_mask])
+    try:
+        out = np.asarray(model.predict(batch))
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot serve"
+        raise ModelRefused(f"failed on the probe sketch: {type(exc).__name__}: {exc}") from exc
+    if out.shape != (1, 3, size, size):
+        raise ModelRefused(f"probe sketch gave shape {out.shape}, expected (1, 3, {size}, {size})")
+    if not np.isfinite(out).all():
+        raise ModelRefused("probe sketch gave non-finite values")
+
+
+class ChampionBoard:
+    """category -> Champion, kept in step with the registry by a background thread."""
+
+    def __init__(self, config: ServingConfig, *, source: str | None = None,
+                 loader: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
+        self.config = config
+        self.source = source or resolve_source(config)
+        self._champions: Mapping[str, Champion] = MappingProxyType({})
+        self._write = threading.Lock()
+        self._refused: dict[str, int | None] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: Any = None
+        self._load_registry_model = loader or self._load_from_registry
+        self.last_sync: float | None = None
+        self.last_error: str | None = None
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def champions(self) -> Mapping[str, Champion]:
+        """The current mapping; hold on to it for a whole batch (a swap replaces, never mutates)."""
+        return self._champions
+
+    def missing(self) -> list[str]:
+        current = self._champions
+        return [c for c in self.config.categories if c not in current]
+
+    def ready(self) -> bool:
+        return not self.missing()
+
+    def describe(self) -> list[dict[str, Any]]:
+        current = self._champions
+        rows = []
+        for category in self.config.categories:
+            champ = current.get(category)
+            rows.append(champ.describe() if champ is not None else
+                        {"category": category, "version": None, "epoch": None, "ssim": None,
+                         "run_id": None, "source": None, "loaded_at": None})
+        return rows
+
+    # -- keeping up with the registry ---------------------------------------------------------
+    def start(self) -> None:
+        """Load the champions in the background now, then follow the registry every poll_seconds."""
+        metrics.set_champions_missing(len(self.missing()))
+        self._thread = threading.Thread(target=self._run, name="s2f-champions", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the poller
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("champion poll failed (serving models unchanged): %s", self.last_error)
+            if self.source == BUNDLED and self.ready():
+                return  # a Bento's models never change
+            self._stop.wait(self.config.poll_seconds)
+
+    def sync(self) -> list[str]:
+        """One poll: load and install every champion that differs from the one serving.
+
+        Returns the categories whose model changed.
+        """
+        rows = self._registry_rows() if self.source == REGISTRY else self._bundled_rows()
+        changed = []
+        for row in rows:
+            category, version = row["category"], row["version"]
+            current = self._champions.get(category)
+            if row.get("stored") is None and version is None:
+                continue  # no champion yet (or the alias was removed): keep what serves
+            if current is not None and current.version == version and current.run_id == row["run_id"]:
+                continue
+            if category in self._refused and self._refused[category] == version:
+                continue
+            try:
+                champion = self._load(row)
+            except Exception as exc:  # noqa: BLE001 - refuse whatever went wrong, keep serving
+                self._refused[category] = version
+                metrics.count_swap(category, "refused")
+                log.error("refused %s version %s (still serving %s): %s", category, version,
+                          current.version if current else "nothing", exc)
+                continue
+            self._refused.pop(category, None)
+            self._install(champion)
+            changed.append(category)
+        self.last_sync = time.time()
+        return changed
+
+    def _install(self, champion: Champion) -> None:
+        with self._write:
+            old = self._champions.get(champion.category)
+            self._champions = MappingProxyType({**self._champions, champion.category: champion})
+        metrics.set_model_version(champion.category, champion.version, old.version if old else None)
+        metrics.count_swap(champion.category, "loaded")
+        metrics.set_champions_missing(len(self.missing()))
+        log.info("%s now served by version %s (was %s)", champion.category, champion.version,
+                 old.version if old else "none")
+
+    def _load(self, row: dict[str, Any]) -> Champion:
+        category = row["category"]
+        settings = {"device": self.config.device, "dtype": self.config.dtype}
+        try:
+            if self.source == REGISTRY:
+                model = self._load_registry_model(category, row)
+            else:
+                from sketch2fashion.serving.bento_models import load_stored
+
+                model = load_stored(row["stored"], settings)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelRefused(f"failed to load: {type(exc).__name__}: {exc}") from exc
+        probe(model, self.config.image_size)
+        return Champion(category=category, version=row["version"], epoch=row.get("epoch"),
+                        ssim=row.get("ssim"), run_id=row.get("run_id"), source=self.source, model=model)
+
+    def _registry_rows(self) -> list[dict[str, Any]]:
+        from sketch2fashion.registry.promotion import list_champions
+
+        if self._client is None:
+            from sketch2fashion.registry.tracking import configure
+
+            self._client = configure(self.config.project_root)
+        return list_champions(self._client, self.config.categories)
+
+    def _load_from_registry(self, category: str, row: dict[str, Any]) -> Any:
+        import mlflow.pyfunc
+
+        from sketch2fashion.registry.promotion import registered_model_name
+
+        uri = f"models:/{registered_model_name(category)}/{row['version']}"
+        return mlflow.pyfunc.load_model(uri, model_config={"device": self.config.device,
+                                                           "dtype": self.config.dtype})
+
+    def _bundled_rows(self) -> list[dict[str, Any]]:
+        from sketch2fashion.serving.bento_models import stored_info, stored_model
+
+        rows = []
+        for category in self.config.categories:
+            stored = stored_model(category)
+            if stored is None:
+                if category not in self._refused:
+                    self._refused[category] = None
+                    log.error("no bundled colorizer for %s: build the Bento with `s2f bento build` "
+                              "(or serve with a registry: MLFLOW_TRACKING_URI)", category)
+                continue
+            rows.append({"category": category, **stored_info(stored), "stored": stored})
+        return rows

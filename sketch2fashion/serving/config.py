@@ -1,0 +1,123 @@
+"""Serving settings: params.yaml's `serving:` section plus the project's categories and image size.
+
+The service finds its project through `S2F_PROJECT_ROOT` (default: the working folder), so a
+test or an operator can point a real `bentoml serve service:API` at another registry and
+catalog without touching the repository. BentoML reads its decorator settings (batching,
+traffic) when `service.py` is imported, so they come from here too.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sketch2fashion.params import ParamsError, categories, load_params
+
+PROJECT_ROOT_ENV = "S2F_PROJECT_ROOT"
+PARAMS_ENV = "S2F_PARAMS"
+MODEL_SOURCES = ("auto", "registry", "bundled")
+AUTO_CATEGORY = "auto"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry; anything beyond is refused with a 4xx before real work."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 16_000_000
+    min_side: int = 32
+    max_side: int = 1024
+    max_text_chars: int = 500
+    max_top_k: int = 100
+    default_top_k: int = 12
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Everything the three services need, resolved against the project root."""
+
+    project_root: Path
+    categories: tuple[str, ...]
+    image_size: int
+    model_source: str = "auto"
+    poll_seconds: float = 30.0
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int = 2
+    max_batch_size: int = 16
+    max_latency_ms: int = 200
+    timeout: float = 60.0
+    max_concurrency: int = 64
+    limits: Limits = field(default_factory=Limits)
+    classifier: Path | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], project_root: Path) -> ServingConfig:
+        section = dict(params.get("serving") or {})
+        batching = dict(section.get("batching") or {})
+        traffic = dict(section.get("traffic") or {})
+        known_limits = set(Limits.__dataclass_fields__)
+        limits_section = dict(section.get("limits") or {})
+        unknown = set(limits_section) - known_limits
+        if unknown:
+            raise ParamsError(f"params.yaml serving.limits: unknown key(s) {sorted(unknown)}; "
+                              f"known: {sorted(known_limits)}")
+        limits = Limits(**{k: int(v) for k, v in limits_section.items()})
+        source = str(section.get("model_source", "auto"))
+        if source not in MODEL_SOURCES:
+            raise ParamsError(f"params.yaml serving.model_source must be one of {MODEL_SOURCES}, got {source!r}")
+        if not 1 <= limits.default_top_k <= limits.max_top_k:
+            raise ParamsError("params.yaml serving.limits: need 1 <= default_top_k <= max_top_k")
+        cats = tuple(categories(dict(params)))
+        if AUTO_CATEGORY in cats:
+            raise ParamsError(f"'{AUTO_CATEGORY}' cannot be a category: it asks the classifier to pick one")
+        classifier = section.get("classifier")
+        return cls(
+            project_root=project_root,
+            categories=cats,
+            image_size=int((params.get("image") or {}).get("size", 256)),
+            model_source=source,
+            poll_seconds=float(section.get("poll_seconds", 30)),
+            device=str(section.get("device", "auto")),
+            dtype=str(section.get("dtype", "auto")),
+            threads=int(section.get("threads", 2)),
+            max_batch_size=int(batching.get("max_batch_size", 16)),
+            max_latency_ms=int(batching.get("max_latency_ms", 200)),
+            timeout=float(traffic.get("timeout", 60)),
+            max_concurrency=int(traffic.get("max_concurrency", 64)),
+            limits=limits,
+            classifier=_resolve(project_root, classifier) if classifier else None,
+        )
+
+    @property
+    def params_path(self) -> Path:
+        return params_path(self.project_root)
+
+
+def project_root() -> Path:
+    """`S2F_PROJECT_ROOT` when set, else the working folder (where `bentoml serve` runs)."""
+    return Path(os.environ.get(PROJECT_ROOT_ENV) or Path.cwd()).resolve()
+
+
+def params_path(root: Path) -> Path:
+    """`S2F_PARAMS` when set (relative to the project root), else `<root>/params.yaml`."""
+    return _resolve(root, os.environ.get(PARAMS_ENV) or "params.yaml")
+
+
+def load_serving_config(root: Path | None = None) -> ServingConfig:
+    """The serving configuration of the project at `root` (default: `project_root()`)."""
+    root = Path(root).resolve() if root is not None else project_root()
+    params = load_params(params_path(root))
+    return ServingConfig.from_params(params, root)
+
+
+def load_project_params(config: ServingConfig) -> dict[str, Any]:
+    """The whole params file (the catalog reads its own sections from it)."""
+    return load_params(config.params_path)
+
+
+def _resolve(root: Path, value: str | Path) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else root / path

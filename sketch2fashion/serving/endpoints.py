@@ -1,0 +1,182 @@
+"""The public endpoints: form in, checks, Colorizer/Catalog calls, JSON or PNG out.
+
+Each handler answers every failure itself: `BadRequest` -> its 4xx, a dependency that cannot
+answer -> 503, anything unexpected -> 500 (logged); the body is always `{"error": "..."}` and
+every request is counted in `s2f_requests_total{endpoint, category, outcome}`.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sketch2fashion.imaging.io import encode_png, fit_within
+from sketch2fashion.serving import metrics
+from sketch2fashion.serving.auto_category import NO_CLASSIFIER, Classify
+from sketch2fashion.serving.config import AUTO_CATEGORY, ServingConfig
+from sketch2fashion.serving.io_types import CatalogQuery, ColorizeJob
+from sketch2fashion.serving.requests import (
+    BadRequest, decode_image, parse_category, parse_text, parse_top_k, read_form, require_file,
+)
+from sketch2fashion.serving.sketches import PreparedSketch, prepare_sketch
+
+log = logging.getLogger("sketch2fashion.serving")
+SEARCH_DRAWING_SIDE = 512
+"""The drawing sent to the catalog search is shrunk to this; its encoder works at ~100 px."""
+
+
+class Unavailable(Exception):
+    """A dependency (Colorizer, Catalog) cannot answer now: 503."""
+
+
+class Endpoints:
+    """Handlers bound to the API service's dependencies (BentoML remote proxies)."""
+
+    def __init__(self, config: ServingConfig, colorizer: Any, catalog: Any,
+                 classify: Classify | None) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.colorizer = colorizer
+        self.catalog = catalog
+        self.classify = classify
+
+    # -- routes -------------------------------------------------------------------------------
+    async def colorize(self, request: Request) -> Response:
+        return await self._guard("colorize", request, self._colorize)
+
+    async def search(self, request: Request) -> Response:
+        return await self._guard("search", request, self._search)
+
+    async def colorize_and_search(self, request: Request) -> Response:
+        return await self._guard("colorize_and_search", request, self._colorize_and_search)
+
+    async def models(self, request: Request) -> Response:
+        return await self._guard("models", request, self._models)
+
+    # -- handlers -----------------------------------------------------------------------------
+    async def _colorize(self, request: Request, labels: dict[str, str]) -> Response:
+        form = await read_form(request, files={"sketch"}, texts={"category"}, limits=self.limits)
+        category = parse_category(form.text("category"), self.config.categories, allow_auto=True, required=True)
+        labels["category"] = category
+        prepared = await self._prepare(require_file(form, "sketch", "the drawing as PNG or JPEG"))
+        category = labels["category"] = await self._resolve_category(category, prepared)
+        image, version = await self._generate(prepared, category)
+        png = await anyio.to_thread.run_sync(encode_png, image)
+        return Response(png, media_type="image/png",
+                        headers={"X-S2F-Category": category, "X-S2F-Model-Version": str(version)})
+
+    async def _search(self, request: Request, labels: dict[str, str]) -> Response:
+        form = await read_form(request, files={"image", "sketch"}, texts={"text", "category", "top_k"},
+                               limits=self.limits)
+        category = parse_category(form.text("category"), self.config.categories, allow_auto=False,
+                                  required=False)
+        labels["category"] = category or metrics.NO_CATEGORY
+        top_k = parse_top_k(form.text("top_k"), self.limits)
+        text = parse_text(form.text("text"), self.limits)
+        photo = await self._decode(require_file(form, "image", "a product photo as PNG or JPEG"), "image")
+        drawing = None
+        if "sketch" in form.files:
+            prepared = await self._prepare(form.files["sketch"])
+            drawing = fit_within(prepared.drawing, SEARCH_DRAWING_SIDE)
+        products = await self._find("search", photo=photo, sketch=drawing, text=text,
+                                    category=category, top_k=top_k)
+        return JSONResponse({"products": products})
+
+    async def _colorize_and_search(self, request: Request, labels: dict[str, str]) -> Response:
+        form = await read_form(request, files={"sketch"}, texts={"category", "text", "top_k"}, limits=self.limits)
+        category = parse_category(form.text("category"), self.config.categories, allow_auto=True, required=True)
+        labels["category"] = category
+        top_k = parse_top_k(form.text("top_k"), self.limits)
+        text = parse_text(form.text("text"), self.limits)
+        prepared = await self._prepare(require_file(form, "sketch", "the drawing as PNG or JPEG"))
+        category = labels["category"] = await self._resolve_category(category, prepared)
+        image, version = await self._generate(prepared, category)
+        png = await anyio.to_thread.run_sync(encode_png, image)
+        products = await self._find("colorize_and_search", photo=image,
+                                    sketch=fit_within(prepared.drawing, SEARCH_DRAWING_SIDE),
+                                    text=text, category=category, top_k=top_k)
+        return JSONResponse({"image": base64.b64encode(png).decode("ascii"), "category": category,
+                             "model_version": version, "products": products})
+
+    async def _models(self, request: Request, labels: dict[str, str]) -> Response:
+        try:
+            status = await self.colorizer.to_async.status()
+        except Exception as exc:  # noqa: BLE001
+            raise Unavailable(f"the colorizer service is not answering ({type(exc).__name__})") from exc
+        return JSONResponse(status)
+
+    # -- steps --------------------------------------------------------------------------------
+    async def _decode(self, data: bytes, field: str) -> np.ndarray:
+        return await anyio.to_thread.run_sync(decode_image, data, field, self.limits)
+
+    async def _prepare(self, data: bytes) -> PreparedSketch:
+        rgb = await self._decode(data, "sketch")
+        prepared = await anyio.to_thread.run_sync(prepare_sketch, rgb, self.config.image_size)
+        metrics.observe_hints(prepared.hints)
+        return prepared
+
+    async def _resolve_category(self, category: str, prepared: PreparedSketch) -> str:
+        """The asked category, or the classifier's answer for `auto` (the hook in auto_category)."""
+        if category != AUTO_CATEGORY:
+            return category
+        if self.classify is None:
+            raise BadRequest(NO_CLASSIFIER, 422)
+        return await anyio.to_thread.run_sync(self.classify, prepared.drawing)
+
+    async def _generate(self, prepared: PreparedSketch, category: str) -> tuple[np.ndarray, int | None]:
+        job = ColorizeJob(category=category, edges=prepared.edges, hint_rgb=prepared.hint_rgb,
+                          hint_mask=prepared.hint_mask)
+        started = time.perf_counter()
+        try:
+            results = await self.colorizer.to_async.colorize([job])
+        except Exception as exc:  # noqa: BLE001 - overload shedding (503) or the service is down
+            raise Unavailable(f"the colorizer cannot take this sketch now ({_why(exc)}); retry shortly") from exc
+        metrics.observe_generation(category, time.perf_counter() - started)
+        result = results[0]
+        if result.error or result.image is None:
+            raise Unavailable(result.error or "the colorizer returned no image")
+        return np.asarray(result.image, dtype=np.uint8), result.version
+
+    async def _find(self, endpoint: str, **query: Any) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        try:
+            answer = await self.catalog.to_async.search(CatalogQuery(**query))
+        except Exception as exc:  # noqa: BLE001
+            raise Unavailable(f"the catalog search cannot answer now ({_why(exc)}); retry shortly") from exc
+        metrics.observe_search(endpoint, time.perf_counter() - started)
+        if answer.error:
+            raise Unavailable(answer.error)
+        return answer.products
+
+    # -- error handling and counting ----------------------------------------------------------
+    async def _guard(self, endpoint: str, request: Request,
+                     handler: Callable[[Request, dict[str, str]], Awaitable[Response]]) -> Response:
+        labels = {"category": metrics.NO_CATEGORY}
+        try:
+            response = await handler(request, labels)
+            outcome = "ok"
+        except BadRequest as exc:
+            response, outcome = _error(exc.message, exc.status), "bad_request"
+        except Unavailable as exc:
+            response, outcome = _error(str(exc), 503), "unavailable"
+        except Exception:  # noqa: BLE001 - a bug: log it, answer 500 JSON, keep serving
+            log.exception("%s failed", endpoint)
+            response, outcome = _error("internal error; the server log has the details", 500), "error"
+        metrics.count_request(endpoint, labels.get("category"), outcome)
+        return response
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _why(exc: Exception) -> str:
+    code = getattr(getattr(exc, "error_code", None), "value", None)
+    return f"HTTP {code}" if code else type(exc).__name__

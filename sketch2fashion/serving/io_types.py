@@ -1,0 +1,45 @@
+"""What the API service sends to the Colorizer and Catalog services and gets back.
+
+BentoML IODescriptors (pydantic models whose numpy fields BentoML knows how to validate and,
+between services, pickle). Failures travel as an `error` string rather than an exception, so
+the API can tell "no model for this category yet" (503) from its own bugs (500).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import bentoml
+import numpy as np
+from bentoml.validators import DType
+
+Uint8Array = Annotated[np.ndarray, DType("uint8")]
+
+
+class ColorizeJob(bentoml.IODescriptor):
+    """One prepared sketch at the model's size (see serving.sketches)."""
+
+    category: str
+    edges: Uint8Array
+    hint_rgb: Uint8Array
+    hint_mask: Uint8Array
+
+
+class ColorizeResult(bentoml.IODescriptor):
+    category: str
+    version: Optional[int] = None
+    image: Optional[Uint8Array] = None
+    error: Optional[str] = None
+
+
+class CatalogQuery(bentoml.IODescriptor):
+    photo: Optional[Uint8Array] = None
+    sketch: Optional[Uint8Array] = None
+    text: Optional[str] = None
+    category: Optional[str] = None
+    top_k: int = 10
+
+
+class CatalogAnswer(bentoml.IODescriptor):
+    products: list[dict[str, Any]] = []
+    version: Optional[str] = None
+    error: Optional[str] = None

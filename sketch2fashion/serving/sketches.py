@@ -1,0 +1,68 @@
+"""A shopper's drawing -> the colorizer's input, with the same steps as `registry.colorize_png`.
+
+The drawing is padded square with white paper, split into ink and colour hints at full
+resolution, then resized: lines by area averaging, hints by nearest neighbour. Done in the API
+process so the Colorizer (the GPU worker) receives small uint8 arrays and only runs the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from sketch2fashion.imaging.hints import resize_hints, split_sketch
+from sketch2fashion.imaging.io import resize_square, square_pad
+from sketch2fashion.models.inputs import to_generator_batch, to_images
+
+
+@dataclass(frozen=True)
+class PreparedSketch:
+    """One drawing at the model's size: edges (S x S), hint RGB (S x S x 3), hint mask (S x S)."""
+
+    edges: np.ndarray
+    hint_rgb: np.ndarray
+    hint_mask: np.ndarray
+    hints: int
+    """Separate colour marks (dots, strokes) in the drawing: what the hints metric counts."""
+    drawing: np.ndarray
+    """The square-padded drawing (RGB uint8), which the catalog search also looks at."""
+
+
+def prepare_sketch(rgb: np.ndarray, size: int) -> PreparedSketch:
+    square = square_pad(rgb)
+    edges, hints = split_sketch(square)
+    small = resize_hints(hints, size)
+    return PreparedSketch(edges=resize_square(edges, size), hint_rgb=small.rgb, hint_mask=small.mask,
+                          hints=count_marks(hints.mask), drawing=square)
+
+
+def count_marks(mask: np.ndarray) -> int:
+    """Connected hinted regions (8-connectivity): one per dot or stroke the shopper painted."""
+    if not mask.any():
+        return 0
+    count, _ = cv2.connectedComponents((mask > 0).astype(np.uint8), connectivity=8)
+    return int(count) - 1
+
+
+def generator_input(edges: list[np.ndarray], hint_rgb: list[np.ndarray],
+                    hint_mask: list[np.ndarray]) -> np.ndarray:
+    """Stacked prepared sketches -> float32 N x 5 x S x S (models/inputs.py encoding)."""
+    return to_generator_batch(edges, hint_rgb, hint_mask).numpy()
+
+
+def photos_to_uint8(photos: np.ndarray) -> np.ndarray:
+    """Colorizer output N x 3 x S x S in [-1, 1] -> N x S x S x 3 uint8 RGB."""
+    return to_images(torch.from_numpy(np.asarray(photos, dtype=np.float32)))
+
+
+def probe_sketch(size: int) -> PreparedSketch:
+    """A fixed drawing (a shirt-like outline with one red hint) every new champion must colorize."""
+    img = np.full((size, size, 3), 255, np.uint8)
+    pen = max(1, size // 64)
+    cv2.rectangle(img, (size // 4, size // 5), (3 * size // 4, 4 * size // 5), (0, 0, 0), pen)
+    cv2.line(img, (size // 4, size // 5), (size // 10, size // 2), (0, 0, 0), pen)
+    cv2.line(img, (3 * size // 4, size // 5), (9 * size // 10, size // 2), (0, 0, 0), pen)
+    cv2.circle(img, (size // 2, size // 2), max(2, size // 16), (220, 30, 30), -1)
+    return prepare_sketch(img, size)

@@ -1,0 +1,167 @@
+"""Serving building blocks without a server: config, request checks, sketch preparation, probe, batching."""
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from starlette.requests import Request
+
+from serving_fixtures import bomb_png, sketch_png
+from sketch2fashion.params import ParamsError, load_params
+from sketch2fashion.serving import metrics
+from sketch2fashion.serving.batching import colorize_jobs
+from sketch2fashion.serving.champions import Champion, ModelRefused, probe
+from sketch2fashion.serving.config import Limits, ServingConfig
+from sketch2fashion.serving.requests import (
+    BadRequest, decode_image, parse_category, parse_text, parse_top_k, read_form,
+)
+from sketch2fashion.serving.sketches import count_marks, prepare_sketch, probe_sketch
+
+LIMITS = Limits(max_body_bytes=1000, max_pixels=1_000_000, min_side=16, max_side=256, max_text_chars=10,
+                max_top_k=100, default_top_k=7)
+
+
+def test_repo_params_serving_section_loads(project_root):
+    config = ServingConfig.from_params(load_params(project_root / "params.yaml"), project_root)
+    assert config.categories and config.image_size > 0 and config.poll_seconds > 0
+    assert config.max_batch_size >= 1 and config.limits.max_top_k == 100
+
+
+def test_config_refuses_unknown_limits_and_auto_category(tmp_path):
+    with pytest.raises(ParamsError, match="unknown key"):
+        ServingConfig.from_params({"categories": ["top"], "serving": {"limits": {"max_bytes": 1}}}, tmp_path)
+    with pytest.raises(ParamsError, match="cannot be a category"):
+        ServingConfig.from_params({"categories": ["top", "auto"]}, tmp_path)
+    with pytest.raises(ParamsError, match="model_source"):
+        ServingConfig.from_params({"categories": ["top"], "serving": {"model_source": "s3"}}, tmp_path)
+
+
+def test_field_parsers():
+    assert parse_top_k(None, LIMITS) == 7 and parse_top_k(" 100 ", LIMITS) == 100
+    for bad in ("0", "101", "-3", "1e3", "x"):
+        with pytest.raises(BadRequest):
+            parse_top_k(bad, LIMITS)
+    assert parse_category(" Top ", ["top", "hat"], allow_auto=False, required=True) == "top"
+    assert parse_category("auto", ["top"], allow_auto=True, required=True) == "auto"
+    assert parse_category("", ["top"], allow_auto=False, required=False) is None
+    with pytest.raises(BadRequest, match="expected one of top, hat, auto"):
+        parse_category("dress", ["top", "hat"], allow_auto=True, required=True)
+    with pytest.raises(BadRequest, match="auto"):
+        parse_category("auto", ["top"], allow_auto=False, required=True)
+    assert parse_text("red\n dress", LIMITS) == "red dress" and parse_text("   ", LIMITS) is None
+    with pytest.raises(BadRequest, match="at most 10"):
+        parse_text("x" * 11, LIMITS)
+
+
+def test_decode_image_refuses_bombs_before_decoding_and_shrinks_big_uploads():
+    with pytest.raises(BadRequest) as bomb:
+        decode_image(bomb_png(30000), "sketch", LIMITS)
+    assert bomb.value.status == 413 and "too large" in bomb.value.message and "900000000" in bomb.value.message
+    for data, words in ((b"", "empty"), (b"GIF89a-nope", "sketch"), (sketch_png()[:300], "truncated")):
+        with pytest.raises(BadRequest, match=words) as err:
+            decode_image(data, "sketch", LIMITS)
+        assert err.value.status == 400
+    assert decode_image(sketch_png(512), "sketch", LIMITS).shape == (256, 256, 3)
+
+
+def _request(body: bytes, content_type: str) -> Request:
+    chunks = [body[i:i + 300] for i in range(0, len(body), 300)] or [b""]
+
+    async def receive() -> dict:
+        chunk = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    headers = [(b"content-type", content_type.encode())]
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive)
+
+
+def test_read_form_limits_body_and_fields():
+    boundary = "b0undary"
+
+    def multipart(*parts: tuple[str, bytes, str | None]) -> bytes:
+        out = b""
+        for name, data, filename in parts:
+            disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+            out += f"--{boundary}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + data + b"\r\n"
+        return out + f"--{boundary}--\r\n".encode()
+
+    ctype = f"multipart/form-data; boundary={boundary}"
+    form = asyncio.run(read_form(_request(multipart(("sketch", b"abc", "s.png"), ("category", b"top", None)), ctype),
+                                 files={"sketch"}, texts={"category"}, limits=LIMITS))
+    assert form.files == {"sketch": b"abc"} and form.texts == {"category": "top"}
+    cases = [
+        (multipart(("sketch", b"x" * 2000, "s.png")), 413, "limit is 1000 bytes"),
+        (multipart(("sketch", b"abc", None)), 400, "uploaded file"),
+        (multipart(("sketch", b"a", "a.png"), ("sketch", b"b", "b.png")), 400, "once"),
+        (multipart(("skecth", b"a", "a.png")), 400, "unknown form field"),
+    ]
+    for body, status, words in cases:
+        with pytest.raises(BadRequest, match=words) as err:
+            asyncio.run(read_form(_request(body, ctype), files={"sketch"}, texts={"category"}, limits=LIMITS))
+        assert err.value.status == status, words
+    with pytest.raises(BadRequest) as err:
+        asyncio.run(read_form(_request(b"{}", "application/json"), files={"sketch"}, texts=set(), limits=LIMITS))
+    assert err.value.status == 415
+
+
+def test_prepare_sketch_counts_hint_marks():
+    prepared = prepare_sketch(decode_image(sketch_png(200, hints=3), "sketch", LIMITS), 64)
+    assert prepared.edges.shape == (64, 64) and prepared.hint_rgb.shape == (64, 64, 3)
+    assert prepared.hints == 3 and prepared.hint_mask.any() and (prepared.edges < 200).any()  # lines, greyed by area averaging
+    assert count_marks(np.zeros((8, 8), np.uint8)) == 0
+
+
+class ConstantModel:
+    """A stand-in generator: returns a fixed value (or shape) whatever the input."""
+
+    def __init__(self, value: float = 0.0, channels: int = 3) -> None:
+        self.value, self.channels, self.calls = value, channels, []
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.calls.append(batch.shape[0])
+        n, _, h, w = batch.shape
+        return np.full((n, self.channels, h, w), self.value, np.float32)
+
+
+def test_probe_refuses_nan_wrong_shape_and_crashing_models():
+    probe(ConstantModel(0.5), 32)
+    with pytest.raises(ModelRefused, match="non-finite"):
+        probe(ConstantModel(float("nan")), 32)
+    with pytest.raises(ModelRefused, match="shape"):
+        probe(ConstantModel(0.0, channels=1), 32)
+
+    class Crashing:
+        def predict(self, batch):
+            raise RuntimeError("CUDA out of memory")
+
+    with pytest.raises(ModelRefused, match="out of memory"):
+        probe(Crashing(), 32)
+
+
+def test_batch_runs_one_pass_per_category_and_keeps_order():
+    sketch = probe_sketch(32)
+
+    class Job:
+        def __init__(self, category, size=32):
+            self.category = category
+            self.edges = sketch.edges if size == 32 else np.zeros((size, size), np.uint8)
+            self.hint_rgb, self.hint_mask = sketch.hint_rgb, sketch.hint_mask
+
+    top, hat = ConstantModel(1.0), ConstantModel(-1.0)
+    champions = {"top": Champion("top", 3, 1, 0.5, "r", "registry", top),
+                 "hat": Champion("hat", 9, 1, 0.5, "r", "registry", hat)}
+    jobs = [Job("top"), Job("hat"), Job("top"), Job("pants"), Job("top", size=16)]
+    results = colorize_jobs(champions, jobs, 32)
+    assert [r["category"] for r in results] == ["top", "hat", "top", "pants", "top"]
+    assert top.calls == [2] and hat.calls == [1]
+    assert results[0]["version"] == 3 and results[0]["image"].min() == 255
+    assert results[1]["version"] == 9 and results[1]["image"].max() == 0
+    assert "no colorizer is loaded for 'pants'" in results[3]["error"]
+    assert "32x32" in results[4]["error"] and results[4]["image"] is None
+
+
+def test_metric_names_are_what_monitoring_expects():
+    names = metrics.exported_names()
+    assert {"s2f_requests_total", "s2f_model_info", "s2f_batch_size_bucket", "s2f_generation_seconds_count",
+            "s2f_hints_per_sketch_sum", "s2f_model_swaps_total"} <= names

@@ -5,13 +5,18 @@ BIN    := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `s2f`: run DVC with the project's venv first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup test test-fast demo smoke data dag clean
+.PHONY: help setup browser test test-fast demo serve smoke data dag clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed  ## create .venv, install torch (CPU wheel) then the project with [dev]
+setup: $(VENV)/.installed browser  ## create .venv, install torch (CPU wheel) then the project with [dev]
 	@[ -d .dvc ] || $(BIN)/dvc init $$( [ -d .git ] || echo --no-scm )
+
+browser:  ## Debian's chromium for the page tests (Playwright drives it; nothing is downloaded by Playwright)
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +31,15 @@ test: setup  ## run the whole test suite (slow tests included)
 test-fast: setup  ## the tests not marked slow
 	$(BIN)/pytest -m 'not slow'
 
-demo: setup  ## the main job: demo data -> dvc repro -> a registered champion per category
+demo: setup  ## the main job: demo data -> dvc repro -> champions -> serve the page on 127.0.0.1:3000
 	$(BIN)/dvc repro
 	$(BIN)/s2f models
 	@echo "details: dvc metrics show | dvc plots show | mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db"
+	$(MAKE) serve
+
+serve: setup  ## bentoml serve the champions, catalog search and the drawing page on http://127.0.0.1:3000
+	@echo "open http://127.0.0.1:3000  (Ctrl+C stops)"
+	$(BIN)/bentoml serve service:API --host 127.0.0.1 --port 3000
 
 smoke: setup  ## the whole pipeline on the tiny profile in a scratch repo, twice (2nd must be a no-op)
 	$(BIN)/s2f smoke

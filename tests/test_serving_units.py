@@ -165,3 +165,23 @@ def test_metric_names_are_what_monitoring_expects():
     names = metrics.exported_names()
     assert {"s2f_requests_total", "s2f_model_info", "s2f_batch_size_bucket", "s2f_generation_seconds_count",
             "s2f_hints_per_sketch_sum", "s2f_model_swaps_total"} <= names
+
+
+def test_auto_category_hook_uses_a_saved_classifier_and_refuses_foreign_answers(tmp_path):
+    import cv2
+
+    from sketch2fashion.classifier.model import SketchClassifier, save_classifier
+    from sketch2fashion.imaging.io import decode_rgb
+    from sketch2fashion.serving.auto_category import load_category_classifier
+
+    drawing = decode_rgb(sketch_png())
+    params = {"categories": ["top", "pants"], "serving": {"classifier": "models/classifier.pt"}}
+    config = ServingConfig.from_params(params, tmp_path)
+    assert load_category_classifier(config) is None  # not trained yet: category=auto is refused
+    save_classifier(tmp_path / "models" / "classifier.pt", SketchClassifier(["top", "pants"], image_size=32, width=8))
+    classify = load_category_classifier(config)
+    assert classify(drawing) in {"top", "pants"}
+    assert classify(drawing) == classify(cv2.resize(drawing, drawing.shape[1::-1]))  # deterministic
+    save_classifier(tmp_path / "models" / "classifier.pt", SketchClassifier(["hat", "skirt"], image_size=32, width=8))
+    with pytest.raises(ValueError, match="not a served category"):
+        load_category_classifier(config)(drawing)

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sketch2fashion.models.hint_fill import FILL_CHANNELS, HintFill
+
 GENERATOR_IN_CHANNELS = 5  # edge map (1) + hint RGB (3) + hint mask (1); see models/inputs.py
 IMAGE_CHANNELS = 3
 NORMS = ("batch", "instance", "none")
@@ -26,7 +28,7 @@ MAX_AUTO_DEPTH = 8  # pix2pix's 256 px U-Net; deeper only shrinks an already 1x1
 # Keys that `build_generator` / `build_discriminator` accept from params.yaml `model:`.
 MODEL_KEYS = frozenset(
     {"ngf", "ndf", "depth", "norm", "dropout", "dropout_layers", "n_layers", "init_gain",
-     "in_channels", "out_channels"}
+     "in_channels", "out_channels", "hint_fill"}
 )
 
 
@@ -87,6 +89,7 @@ class UNetGenerator(nn.Module):
         norm: str = "batch",
         dropout: float = 0.5,
         dropout_layers: int = 3,
+        hint_fill: HintFill | None = None,
     ) -> None:
         super().__init__()
         if depth < 2:
@@ -96,8 +99,10 @@ class UNetGenerator(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.depth = depth
+        self.hint_fill = hint_fill  # flat colour fill of the hints, fed beside the input
         widths = [ngf * min(2**level, 8) for level in range(depth)]
-        self.encoder = _encoder_blocks(in_channels, widths, norm)
+        first_in = in_channels + (FILL_CHANNELS if hint_fill is not None else 0)
+        self.encoder = _encoder_blocks(first_in, widths, norm)
         self.decoder = _decoder_blocks(widths, out_channels, norm, dropout, dropout_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +111,8 @@ class UNetGenerator(nn.Module):
                 f"UNetGenerator expects N x {self.in_channels} x H x W input, got {tuple(x.shape)}"
             )
         check_image_size(x.shape[-2], x.shape[-1], self.depth)
+        if self.hint_fill is not None:
+            x = torch.cat([x, self.hint_fill(x)], dim=1)
         skips = []
         for block in self.encoder:
             x = block(x)
@@ -249,8 +256,21 @@ def build_generator(cfg: Mapping[str, Any], image_size: int | None = None) -> UN
         norm=str(cfg.get("norm", "batch")),
         dropout=float(cfg.get("dropout", 0.5)),
         dropout_layers=int(cfg.get("dropout_layers", 3)),
+        hint_fill=_hint_fill(cfg.get("hint_fill")),
     )
     return init_weights(net, float(cfg.get("init_gain", 0.02)))  # type: ignore[return-value]
+
+
+def _hint_fill(cfg: Any) -> HintFill | None:
+    """params `model.hint_fill`: false/absent = off, true = defaults, or a mapping {steps, scale}."""
+    if not cfg:
+        return None
+    if cfg is True:
+        return HintFill()
+    unknown = set(cfg) - {"steps", "scale"}
+    if unknown:
+        raise ValueError(f"params model.hint_fill: unknown key(s) {sorted(unknown)}; accepted: steps, scale")
+    return HintFill(**{k: int(v) for k, v in cfg.items()})
 
 
 def build_discriminator(cfg: Mapping[str, Any]) -> PatchDiscriminator:

@@ -3,7 +3,7 @@
 - Colorizer (GPU when there is one, else CPU in bf16 where the CPU has it natively): every
   category's champion colorizer; one batchable API that BentoML's adaptive batching feeds and
   that runs one forward pass per category in the batch. Follows the MLflow registry.
-- Catalog (CPU): product search over the published catalog index.
+- Catalog (CPU): product search over the published catalog index, and the products' cached photos.
 - API: the public endpoints (serving/web.py, mounted), composed with `bentoml.depends`.
 
 Settings come from params.yaml `serving:` of the project at `S2F_PROJECT_ROOT` (default: the
@@ -14,7 +14,9 @@ from __future__ import annotations
 import bentoml
 
 from sketch2fashion.serving.config import load_serving_config
-from sketch2fashion.serving.io_types import CatalogAnswer, CatalogQuery, ColorizeJob, ColorizeResult
+from sketch2fashion.serving.io_types import (
+    CatalogAnswer, CatalogImage, CatalogQuery, ColorizeJob, ColorizeResult,
+)
 from sketch2fashion.serving.web import make_app
 
 CONFIG = load_serving_config()
@@ -75,6 +77,21 @@ class Catalog:
             return CatalogAnswer(error=str(exc))
         return CatalogAnswer(products=products, version=self.holder.version)
 
+    @bentoml.api
+    def product_image(self, product_id: str) -> CatalogImage:
+        """The cached photo a product card names (for the page: demo feeds link local files)."""
+        import numpy as np
+
+        from sketch2fashion.serving.catalog import NoSuchImage
+
+        try:
+            data, media_type = self.holder.image(product_id)
+        except NoSuchImage as exc:
+            return CatalogImage(status=404, error=str(exc))
+        except LookupError as exc:
+            return CatalogImage(status=503, error=str(exc))
+        return CatalogImage(data=np.frombuffer(data, np.uint8), media_type=media_type)
+
     @bentoml.on_shutdown
     def stop(self) -> None:
         self.holder.stop()
@@ -83,7 +100,8 @@ class Catalog:
 @bentoml.service(traffic=TRAFFIC, workers=1)
 @bentoml.asgi_app(make_app(), path="/")
 class API:
-    """The public endpoints: /colorize, /search, /colorize_and_search, /models and the page at /."""
+    """The public endpoints: /colorize, /search, /colorize_and_search, /models,
+    /catalog/images/{id} and the drawing page at /."""
 
     colorizer = bentoml.depends(Colorizer)
     catalog = bentoml.depends(Catalog)

@@ -7,7 +7,9 @@ opens the index as soon as `dvc repro index` publishes one.
 from __future__ import annotations
 
 import logging
+import mimetypes
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,11 @@ from sketch2fashion.serving.config import ServingConfig, load_project_params
 
 log = logging.getLogger("sketch2fashion.serving")
 NO_INDEX = "the product catalog has no published search index yet; run `dvc repro index`"
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+
+
+class NoSuchImage(LookupError):
+    """No product with this id in the served index, or its card names no readable photo (404)."""
 
 
 class CatalogHolder:
@@ -42,6 +49,28 @@ class CatalogHolder:
             raise LookupError(self.error or NO_INDEX)
         hits = catalog.search(photo=photo, sketch=sketch, text=text, category=category, top_k=top_k)
         return [hit.to_dict() for hit in hits]
+
+    def image(self, product_id: str) -> tuple[bytes, str]:
+        """The cached photo the product's card names (`image_path`), and its media type.
+
+        Only a path written in a card of the served index is ever read, so the id cannot pick
+        an arbitrary file: an unknown id (`../x` included) is `NoSuchImage`, like a card whose
+        photo is gone or is not an image. A relative `image_path` is taken from the project root.
+        """
+        catalog = self._catalog
+        if catalog is None:
+            raise LookupError(self.error or NO_INDEX)
+        card = catalog.card(product_id)
+        if card is None:
+            raise NoSuchImage(f"no product {product_id!r} in the catalog")
+        named = str(card.get("image_path") or "")
+        path = Path(named)
+        if named and not path.is_absolute():
+            path = self.config.project_root / path
+        media_type = mimetypes.guess_type(path.name)[0]
+        if not named or media_type not in IMAGE_TYPES or not path.is_file():
+            raise NoSuchImage(f"product {product_id!r} has no cached photo")
+        return path.read_bytes(), media_type
 
     def stop(self) -> None:
         self._stop.set()

@@ -2,7 +2,8 @@
 
 Each handler answers every failure itself: `BadRequest` -> its 4xx, a dependency that cannot
 answer -> 503, anything unexpected -> 500 (logged); the body is always `{"error": "..."}` and
-every request is counted in `s2f_requests_total{endpoint, category, outcome}`.
+every request but the product photos (GET /catalog/images/{id}) is counted in
+`s2f_requests_total{endpoint, category, outcome}`.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from sketch2fashion.serving.sketches import PreparedSketch, prepare_sketch
 log = logging.getLogger("sketch2fashion.serving")
 SEARCH_DRAWING_SIDE = 512
 """The drawing sent to the catalog search is shrunk to this; its encoder works at ~100 px."""
+MAX_PRODUCT_ID_CHARS = 512
+"""GET /catalog/images/{id}: longer ids are answered 404 without asking the Catalog service."""
 
 
 class Unavailable(Exception):
@@ -59,6 +62,11 @@ class Endpoints:
 
     async def models(self, request: Request) -> Response:
         return await self._guard("models", request, self._models)
+
+    async def catalog_image(self, request: Request) -> Response:
+        # Not counted in s2f_requests: a page shows a dozen photos per search, which would
+        # drown the API's request rate and error ratios.
+        return await self._guard("catalog_image", request, self._catalog_image, counted=False)
 
     # -- handlers -----------------------------------------------------------------------------
     async def _colorize(self, request: Request, labels: dict[str, str]) -> Response:
@@ -112,6 +120,22 @@ class Endpoints:
             raise Unavailable(f"the colorizer service is not answering ({type(exc).__name__})") from exc
         return JSONResponse(status)
 
+    async def _catalog_image(self, request: Request, labels: dict[str, str]) -> Response:
+        product_id = request.path_params["product_id"]
+        if not product_id or len(product_id) > MAX_PRODUCT_ID_CHARS:
+            raise BadRequest("no such product", 404)
+        try:
+            answer = await self.catalog.to_async.product_image(product_id=product_id)
+        except Exception as exc:  # noqa: BLE001
+            raise Unavailable(f"the catalog cannot answer now ({_why(exc)}); retry shortly") from exc
+        if answer.status == 404:
+            raise BadRequest(answer.error or "no such product", 404)
+        if answer.error or answer.data is None:
+            raise Unavailable(answer.error or "the catalog returned no photo")
+        return Response(np.asarray(answer.data, dtype=np.uint8).tobytes(), media_type=answer.media_type,
+                        headers={"Cache-Control": "public, max-age=3600",
+                                 "X-Content-Type-Options": "nosniff"})
+
     # -- steps --------------------------------------------------------------------------------
     async def _decode(self, data: bytes, field: str) -> np.ndarray:
         return await anyio.to_thread.run_sync(decode_image, data, field, self.limits)
@@ -157,7 +181,8 @@ class Endpoints:
 
     # -- error handling and counting ----------------------------------------------------------
     async def _guard(self, endpoint: str, request: Request,
-                     handler: Callable[[Request, dict[str, str]], Awaitable[Response]]) -> Response:
+                     handler: Callable[[Request, dict[str, str]], Awaitable[Response]],
+                     counted: bool = True) -> Response:
         labels = {"category": metrics.NO_CATEGORY}
         try:
             response = await handler(request, labels)
@@ -169,7 +194,8 @@ class Endpoints:
         except Exception:  # noqa: BLE001 - a bug: log it, answer 500 JSON, keep serving
             log.exception("%s failed", endpoint)
             response, outcome = _error("internal error; the server log has the details", 500), "error"
-        metrics.count_request(endpoint, labels.get("category"), outcome)
+        if counted:
+            metrics.count_request(endpoint, labels.get("category"), outcome)
         return response
 
 

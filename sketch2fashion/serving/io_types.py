@@ -43,3 +43,13 @@ class CatalogAnswer(bentoml.IODescriptor):
     products: list[dict[str, Any]] = []
     version: Optional[str] = None
     error: Optional[str] = None
+
+
+class CatalogImage(bentoml.IODescriptor):
+    """A product's cached photo: the file bytes, or why not (`status` 404: no such product or
+    photo; 503: no catalog index yet)."""
+
+    data: Optional[Uint8Array] = None
+    media_type: str = ""
+    status: int = 200
+    error: Optional[str] = None

@@ -3,8 +3,10 @@
 Mounted at "/" with `bentoml.asgi_app`; BentoML's own routes (/livez, /readyz, /metrics, the
 internal APIs) come first, so only these paths reach it. Handlers are looked up on the running
 API service instance (`bentoml.get_current_service()`), which owns the dependency proxies.
-The page at GET / and its assets under /static are plain files in STATIC_DIR, so the drawing
-page can replace them without touching Python.
+The page at GET / and its assets under /static are plain files in STATIC_DIR (no build step).
+GET /catalog/images/{id} serves a product's cached photo, for feeds whose `image_link` is a
+local path a browser cannot load (the demo feed); the id may hold "/", the Catalog service
+looks it up as a whole and only ever reads the file its card names.
 """
 from __future__ import annotations
 
@@ -42,5 +44,6 @@ def make_app() -> Starlette:
         Route("/search", _endpoint("search"), methods=["POST"]),
         Route("/colorize_and_search", _endpoint("colorize_and_search"), methods=["POST"]),
         Route("/models", _endpoint("models"), methods=["GET"]),
+        Route("/catalog/images/{product_id:path}", _endpoint("catalog_image"), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ])

@@ -40,7 +40,7 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 
 def test_first_repro_runs_every_stage_and_second_runs_none(tiny):
     project, params, first = tiny
-    expected = {"demo_data", "split", "train_embedder", "catalog", "index", "evaluate_search"} | {
+    expected = {"demo_data", "split", "train_embedder", "train_classifier", "catalog", "index", "evaluate_search"} | {
         f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     assert set(first.stages_run) == expected
     second = run_dvc(project, "repro")
@@ -94,7 +94,7 @@ def test_changing_image_size_invalidates_exactly_ingest_and_its_descendants(tiny
                                                 | _per_category(params, "evaluate"))
         # What would rerun: those and everything downstream of them, never the demo data.
         dry = run_dvc(project, "repro", "--dry", "--force-downstream")
-        assert set(dry.stages_run) == {"split", "train_embedder", "index", "evaluate_search"} | {
+        assert set(dry.stages_run) == {"split", "train_embedder", "train_classifier", "index", "evaluate_search"} | {
             f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     finally:
         params_file.write_text(original)
@@ -197,3 +197,11 @@ def test_search_evaluation_reports_every_query_kind(tiny):
     assert report["latency_ms"]["p50"] > 0 and report["n_queries"] > 0
     metrics = run_dvc(project, "metrics", "show", "--json").output
     assert "reports/search.json" in metrics and "acc@10" in metrics
+
+
+def test_classifier_stage_reports_accuracy_and_registers(tiny):
+    project, params, _ = tiny
+    report = json.loads((project / "reports" / "classifier.json").read_text())
+    assert 0.0 <= report["accuracy"] <= 1.0
+    assert set(report["per_category"]) == set(params["categories"])
+    assert (project / "models" / "classifier.pt").stat().st_size > 0

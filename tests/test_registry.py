@@ -335,6 +335,26 @@ def test_gain_below_min_gain_is_rejected_and_exactly_min_gain_is_enough(store):
     assert aliases(store, "small-gain") == {"champion": v3, "previous": v1}
 
 
+def test_hint_rule_promotes_clearly_better_hint_colours_at_nearly_equal_ssim(store):
+    def reg(run: int, ssim: float, delta_e: float) -> int:
+        return int(register_version(store.run_ids[run], "hints", artifact_path="model", ssim=ssim, epoch=run + 1,
+                                    extra_tags={"hint_delta_e": repr(delta_e)}).version)
+
+    rule = promotion.HintRule(min_gain=3.0, max_ssim_loss=0.01)
+    v1 = reg(0, 0.700, 35.0)
+    promote_if_better(store.client, "hints", v1, min_gain=0.005, hint_rule=rule)
+    v2 = reg(1, 0.680, 10.0)  # far better colours, but SSIM fell more than allowed
+    refused = promote_if_better(store.client, "hints", v2, min_gain=0.005, hint_rule=rule)
+    assert not refused.promoted and "hint delta E 10.00 vs 35.00" in refused.reason
+    v3 = reg(2, 0.695, 12.0)  # SSIM close enough; colours better by 23, not by the 30 a strict rule asks
+    strict = promotion.HintRule(min_gain=30.0, max_ssim_loss=0.01)
+    assert not promote_if_better(store.client, "hints", v3, min_gain=0.005, hint_rule=strict).promoted
+    decision = promote_if_better(store.client, "hints", v3, min_gain=0.005, hint_rule=rule)
+    assert decision.promoted and "hint delta E 12.00 beats" in decision.reason
+    assert aliases(store, "hints") == {"champion": v3, "previous": v1}
+    assert not promote_if_better(store.client, "hints", v2, min_gain=0.005).promoted  # no rule: SSIM only
+
+
 def test_registering_the_same_run_twice_reuses_its_version(store):
     first = register(store, "idempotent", 0, ssim=0.5)
     assert register(store, "idempotent", 0, ssim=0.5) == first

@@ -17,28 +17,15 @@ from pathlib import Path
 
 import mlflow
 import torch
-from torch import nn
 
 from sketch2fashion.colorizer import ColorizerDataset, evaluate_generator
 from sketch2fashion.colorizer.evaluate import sample_grid, save_sample_grid
 from sketch2fashion.models.networks import build_generator
 from sketch2fashion.params import ParamsError, load_params
-from sketch2fashion.registry.colorizer_model import log_colorizer
+from sketch2fashion.registry.colorizer_model import PyfuncGenerator, log_colorizer
 from sketch2fashion.registry.tracking import configure
 
 ARTIFACT_PATH = "colorizer"
-
-
-class ServedModel(nn.Module):
-    """Adapts a loaded pyfunc colorizer to the nn.Module interface the evaluator drives."""
-
-    def __init__(self, pyfunc_model) -> None:
-        super().__init__()
-        self.pyfunc_model = pyfunc_model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.pyfunc_model.predict(batch))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,7 +61,7 @@ def evaluate_category(args: argparse.Namespace) -> dict:
     with mlflow.start_run(run_id=train_report["run_id"]):
         info = log_colorizer(generator, category=category, image_size=size, artifact_path=ARTIFACT_PATH,
                              model_config=model_cfg, step=int(state["epoch"]))
-        served = ServedModel(mlflow.pyfunc.load_model(info.model_uri))
+        served = PyfuncGenerator(mlflow.pyfunc.load_model(info.model_uri))
         scores = evaluate_generator(served, val_set, device="cpu", autocast=False)
         grid_path = args.reports_dir / "eval" / f"{category}.png"
         save_sample_grid(grid_path, sample_grid(served, val_set, n=6, device="cpu", autocast=False))
@@ -84,6 +71,7 @@ def evaluate_category(args: argparse.Namespace) -> dict:
         "category": category, "run_id": train_report["run_id"], "epoch": int(state["epoch"]),
         "ssim": round(scores["ssim"], 6), "psnr": round(scores["psnr"], 4), "l1": round(scores["l1"], 6),
         "n": int(scores["n"]), "train_ssim": train_report["ssim"],
+        **({"hint_delta_e": round(scores["hint_delta_e"], 3)} if "hint_delta_e" in scores else {}),
         "artifact_path": ARTIFACT_PATH, "model_uri": info.model_uri,
     }
 

@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--report", default=Path("reports/search.json"), type=Path)
     parser.add_argument("--no-generator", action="store_true",
                         help="skip the query kinds that need a champion colorizer")
+    parser.add_argument("--categories", nargs="+", default=None,
+                        help="only these categories' val products (default: params.yaml categories)")
     return parser.parse_args(argv)
 
 
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> dict:
     configure(Path.cwd())
     catalog = Catalog.open(params)
     by_id = {r["id"]: r["category"] for r in read_manifest(args.data_dir / "manifest.csv")}
-    wanted = set(categories(params))
+    wanted = set(args.categories or categories(params))
     products = [p for p in load_products(args.data_dir, "val", size) if by_id[p.id] in wanted]
     queries = shopper_queries(products, by_id, seed=int((params.get("train") or {}).get("seed", 0)),
                               hint_params=params.get("hints") or {})

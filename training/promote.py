@@ -6,8 +6,11 @@
 The candidate JSON comes from the train stage: at least {"run_id", "ssim", "epoch",
 "artifact_path"}, optionally "model_uri" (the exact `models:/m-...` of the logged model). The
 model is registered as a version of `colorizer-<category>` and becomes the `champion` only if
-its SSIM beats the champion's by `promote.min_gain` (params.yaml). The decision is written as a
-DVC metrics file. A rejected candidate is a normal outcome (exit 0); only errors exit 1.
+its SSIM beats the champion's by `promote.min_gain` (params.yaml), or its hint colour error
+("hint_delta_e" of the evaluate stage) beats the champion's by `promote.hint_gain` while its SSIM
+stays within `promote.max_ssim_loss`. A champion registered before hint colour error was tracked
+is measured on val first (and tagged), so the two compare on the same sketches. The decision is
+written as a DVC metrics file. A rejected candidate is a normal outcome (exit 0); only errors exit 1.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from mlflow.exceptions import MlflowException
 from sketch2fashion.imaging.io import write_bytes_atomic
 from sketch2fashion.params import ParamsError, categories, load_params
 from sketch2fashion.registry.promotion import (
+    HINT_TAG,
+    HintRule,
     PromotionError,
     champion,
     promote_if_better,
@@ -58,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or f"reports/promote/{args.category}.json")
     try:
         min_gain = _min_gain(args.params, args.category)
+        params = load_params(args.params)
         candidate = read_candidate(candidate_path, args.category)
-        report = run_gate(args.category, candidate, min_gain)
+        report = run_gate(args.category, candidate, min_gain, hint_rule=_hint_rule(params),
+                          measure=lambda client, version: measure_hint_delta_e(client, args.category, version, params))
     except (StageError, ParamsError, PromotionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -73,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_gate(category: str, candidate: dict[str, Any], min_gain: float) -> dict[str, Any]:
+def run_gate(category: str, candidate: dict[str, Any], min_gain: float, *, hint_rule: HintRule | None = None,
+             measure: Any = None) -> dict[str, Any]:
     """Register the candidate (idempotent per run) and apply the gate; returns the report."""
     client = configure(Path.cwd())
     run_id = str(candidate["run_id"])
@@ -83,10 +91,18 @@ def run_gate(category: str, candidate: dict[str, Any], min_gain: float) -> dict[
         raise StageError(f"run {run_id} from the candidate file is not in the MLflow store "
                          f"{tracking_uri()}; was it trained against another MLFLOW_TRACKING_URI?") from exc
     lineage = {key: run.data.tags[key] for key in LINEAGE_TAGS if key in run.data.tags}
+    if candidate.get(HINT_TAG) is not None:
+        lineage[HINT_TAG] = repr(float(candidate[HINT_TAG]))
     version = register_version(run_id, category, artifact_path=str(candidate["artifact_path"]),
                                ssim=float(candidate["ssim"]), epoch=int(candidate["epoch"]),
                                extra_tags=lineage, model_uri=candidate.get("model_uri"))
-    decision = promote_if_better(client, category, version.version, min_gain=min_gain)
+    current = champion(client, category)
+    if (hint_rule is not None and measure is not None and current is not None
+            and current.version != version.version and HINT_TAG not in current.tags and HINT_TAG in lineage):
+        value = measure(client, current)
+        client.set_model_version_tag(registered_model_name(category), current.version, HINT_TAG, repr(value))
+        print(f"promote@{category}: champion v{current.version} had no {HINT_TAG}; measured on val: {value:.2f}")
+    decision = promote_if_better(client, category, version.version, min_gain=min_gain, hint_rule=hint_rule)
     current = champion(client, category)
     return {
         **decision.to_dict(),
@@ -136,6 +152,30 @@ def _min_gain(params_path: str, category: str) -> float:
     if value < 0:
         raise ParamsError(f"{params_path}: promote.min_gain is {value}; use 0 or more")
     return value
+
+
+def measure_hint_delta_e(client: Any, category: str, version: Any, params: dict[str, Any]) -> float:
+    """Hint colour error of a registered version on the val split, as the evaluate stage measures it."""
+    import mlflow
+
+    from sketch2fashion.colorizer import ColorizerDataset, evaluate_generator
+    from sketch2fashion.registry.colorizer_model import PyfuncGenerator
+
+    model = mlflow.pyfunc.load_model(f"models:/{registered_model_name(category)}/{version.version}")
+    val_set = ColorizerDataset(Path("data"), category, "val", size=int(params["image"]["size"]), train=False,
+                               hint_params=params.get("hints") or {},
+                               seed=int((params.get("train") or {}).get("seed", 0)))
+    scores = evaluate_generator(PyfuncGenerator(model), val_set, device="cpu", autocast=False)
+    if "hint_delta_e" not in scores:
+        raise StageError(f"no val sketch of {category} has hints; cannot compare hint colour error")
+    return float(scores["hint_delta_e"])
+
+
+def _hint_rule(params: dict[str, Any]) -> HintRule | None:
+    section = params.get("promote") or {}
+    if section.get("hint_gain") is None:
+        return None
+    return HintRule(min_gain=float(section["hint_gain"]), max_ssim_loss=float(section.get("max_ssim_loss", 0.0)))
 
 
 def _first_line(text: str) -> str:

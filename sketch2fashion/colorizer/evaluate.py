@@ -21,6 +21,7 @@ from sketch2fashion.colorizer.dataset import make_loader
 from sketch2fashion.imaging.hints import Hints, compose_sketch
 from sketch2fashion.imaging.io import save_png
 from sketch2fashion.metrics import l1, psnr, ssim
+from sketch2fashion.metrics.hint_fidelity import hint_delta_e_of_inputs
 from sketch2fashion.models.device import inference_autocast, inference_memory_format, resolve_dtype
 from sketch2fashion.models.inputs import to_images
 
@@ -84,6 +85,7 @@ def evaluate_generator(generator: nn.Module, dataset: Dataset, *, device: torch.
     device = torch.device(device)
     totals = {"ssim": 0.0, "psnr": 0.0, "l1": 0.0}
     n = 0
+    delta_e: list[float] = []
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers)
     with inference_setup(generator, device, autocast) as (_, memory_format):
         for batch in loader:
@@ -92,8 +94,11 @@ def evaluate_generator(generator: nn.Module, dataset: Dataset, *, device: torch.
             totals["ssim"] += float(ssim(fake, real).per_image.sum())
             totals["psnr"] += float(psnr(fake, real).per_image.clamp(max=PSNR_CAP_DB).sum())
             totals["l1"] += float(l1(fake, real).per_image.sum())
+            delta_e += hint_delta_e_of_inputs(fake, batch["input"])
             n += len(fake)
     scores = {name: total / n for name, total in totals.items()}
+    if delta_e:  # colour error at the hints (metrics/hint_fidelity.py); absent when no sketch had hints
+        scores["hint_delta_e"] = float(np.mean(delta_e))
     if not all(math.isfinite(v) for v in scores.values()):
         raise FloatingPointError(f"evaluate_generator: non-finite scores {scores}; "
                                  "the generator produced NaNs")

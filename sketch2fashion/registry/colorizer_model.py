@@ -125,6 +125,19 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
             raise ValueError(f"colorizer needs H and W divisible by {step}, got {shape[2]}x{shape[3]}")
 
 
+class PyfuncGenerator(nn.Module):
+    """A loaded pyfunc colorizer behind the nn.Module interface the evaluator drives: scores the
+    served artifact exactly as serving runs it."""
+
+    def __init__(self, pyfunc_model: Predictor) -> None:
+        super().__init__()
+        self.pyfunc_model = pyfunc_model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(np.asarray(self.pyfunc_model.predict(batch)))
+
+
 def _single_array(model_input: Any) -> Any:
     """The array itself, also when a caller wrapped it as {"name": array} or {"inputs": array}."""
     if isinstance(model_input, Mapping):

@@ -4,7 +4,9 @@ One registered model per category, `colorizer-<category>`. Serving loads the ali
 (`models:/colorizer-top@champion`); the version it replaced keeps the alias `previous`, so a
 rollback is one alias move. A retrained version becomes champion only when its validation SSIM
 beats the champion's by at least `min_gain`, so noise between retrains does not churn the model
-shoppers see.
+shoppers see — or, with a `HintRule`, when it follows the shopper's colour hints clearly better
+(hint Delta E lower by `min_gain`) at an SSIM no more than `max_ssim_loss` below: SSIM alone
+barely notices a model that paints every garment beige.
 
 Alias moves are ordered so that an interruption never leaves a category without a champion
 when it had one: promoting moves `previous` first and `champion` second (stopping in between
@@ -28,6 +30,17 @@ MODEL_PREFIX = "colorizer-"
 PROMOTED = "promoted"
 REJECTED = "rejected"
 ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True)
+class HintRule:
+    """The second way to champion: clearly better hint colours, SSIM about as good."""
+
+    min_gain: float  # Delta E the candidate must improve on the champion's
+    max_ssim_loss: float  # SSIM it may lose meanwhile
+
+
+HINT_TAG = "hint_delta_e"
 
 
 class PromotionError(RuntimeError):
@@ -100,7 +113,7 @@ def previous(client: MlflowClient, category: str) -> ModelVersion | None:
 
 
 def promote_if_better(client: MlflowClient, category: str, version: int | str, *,
-                      min_gain: float) -> Decision:
+                      min_gain: float, hint_rule: HintRule | None = None) -> Decision:
     """Make `version` champion if there is none or its SSIM >= champion SSIM + `min_gain`.
 
     Either way the decision is recorded on the version as tags `promotion` (promoted /
@@ -120,8 +133,17 @@ def promote_if_better(client: MlflowClient, category: str, version: int | str, *
         return _promote(client, category, candidate, current,
                         f"ssim {new_ssim:.4f} beats champion v{current.version} "
                         f"({old_ssim:.4f}) by {gain:+.4f} >= min_gain {min_gain:g}")
+    new_hint, old_hint = _tag_float(candidate, HINT_TAG), _tag_float(current, HINT_TAG)
+    if hint_rule is not None and new_hint is not None and old_hint is not None:
+        if old_hint - new_hint >= hint_rule.min_gain and new_ssim >= old_ssim - hint_rule.max_ssim_loss:
+            return _promote(client, category, candidate, current,
+                            f"hint delta E {new_hint:.2f} beats champion v{current.version} ({old_hint:.2f}) "
+                            f"by >= {hint_rule.min_gain:g} with ssim {new_ssim:.4f} vs {old_ssim:.4f} "
+                            f"(may lose {hint_rule.max_ssim_loss:g})")
     reason = (f"ssim {new_ssim:.4f} vs champion v{current.version} ({old_ssim:.4f}): "
               f"gain {gain:+.4f} < min_gain {min_gain:g}")
+    if new_hint is not None and old_hint is not None:
+        reason += f"; hint delta E {new_hint:.2f} vs {old_hint:.2f}"
     _record(client, category, candidate, REJECTED, reason)
     return Decision(False, reason, new_ssim, old_ssim, int(current.version),
                     int(candidate.version), category)
@@ -241,6 +263,13 @@ def _version_of_run(client: MlflowClient, name: str, run_id: str, artifact_path:
         if mv.run_id == run_id and mv.tags.get("artifact_path", artifact_path) == artifact_path:
             return mv
     return None
+
+
+def _tag_float(version: ModelVersion | None, key: str) -> float | None:
+    try:
+        return float(version.tags[key]) if version is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _ssim(version: ModelVersion) -> float:

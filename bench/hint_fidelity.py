@@ -12,30 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 
-import cv2
 import mlflow
 import numpy as np
 import torch
 
 from sketch2fashion.colorizer import ColorizerDataset, make_loader
 from sketch2fashion.models.inputs import to_images
+from sketch2fashion.metrics.hint_fidelity import hint_delta_e
 from sketch2fashion.params import load_params
 from sketch2fashion.registry.tracking import configure
-
-
-def lab(rgb_u8: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb_u8.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-
-
-def hint_delta_e(images: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray) -> list[float]:
-    """Mean delta E over hinted pixels, per image that has any hint."""
-    out = []
-    for image, hints, mask in zip(images, hint_rgb, hint_mask):
-        if not mask.any():
-            continue
-        diff = lab(image)[mask] - lab(hints)[mask]
-        out.append(float(np.sqrt((diff ** 2).sum(axis=1)).mean()))
-    return out
 
 
 def main() -> None:

@@ -80,7 +80,7 @@ def tiny_generator() -> UNetGenerator:
 def test_a_perfect_generator_scores_perfectly(val_set: ColorizerDataset) -> None:
     scores = evaluate_generator(TargetLookup(val_set), val_set, device=CPU, batch_size=2)
     assert scores == {"ssim": pytest.approx(1.0, abs=1e-12), "psnr": PSNR_CAP_DB,
-                      "l1": 0.0, "n": len(val_set)}
+                      "l1": 0.0, "hint_delta_e": pytest.approx(0.0, abs=1e-3), "n": len(val_set)}
 
 
 def test_random_generator_scores_match_the_metrics_and_are_sane(val_set: ColorizerDataset) -> None:

@@ -5,7 +5,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `s2f`: run DVC with the project's venv first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup browser test test-fast demo serve smoke data dag clean
+.PHONY: help setup browser test test-fast demo serve smoke bench data dag clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ serve: setup  ## bentoml serve the champions, catalog search and the drawing pag
 
 smoke: setup  ## the whole pipeline on the tiny profile in a scratch repo, twice (2nd must be a no-op)
 	$(BIN)/s2f smoke
+
+bench: setup  ## performance benchmarks -> bench/results.json + bench/README.md (~40 min; BENCH_ARGS=--skip-1m)
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 dag: setup  ## draw the pipeline graph
 	$(BIN)/dvc dag

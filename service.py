@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import bentoml
 
-from sketch2fashion.serving.config import load_serving_config
+from sketch2fashion.serving.config import apply_omp_wait_policy, load_serving_config
 from sketch2fashion.serving.io_types import (
     CatalogAnswer, CatalogImage, CatalogQuery, ColorizeJob, ColorizeResult,
 )
 from sketch2fashion.serving.web import make_app
 
 CONFIG = load_serving_config()
+apply_omp_wait_policy(CONFIG)  # before torch loads in this worker (libgomp reads it once)
 TRAFFIC = {"timeout": CONFIG.timeout, "max_concurrency": CONFIG.max_concurrency}
+# How long the API keeps its client session to the Colorizer / Catalog (BentoML's default, 100
+# requests or 300 s, closes the session with every call on it still in flight: measured 16% of
+# /colorize calls failing at 32 concurrent clients; serving.traffic.session_max_*).
+CONNECTION = {"max_requests": CONFIG.session_max_requests, "max_age": CONFIG.session_max_age}
+# `serving.batching.max_batch_size: 1` turns adaptive batching off (BentoML refuses a batchable API
+# with max_batch_size 1): the API then runs one request at a time, as it arrives.
+BATCHING = ({"batchable": True, "max_batch_size": CONFIG.max_batch_size, "max_latency_ms": CONFIG.max_latency_ms}
+            if CONFIG.max_batch_size > 1 else {})
 
 
-@bentoml.service(resources={"gpu": 1}, traffic=TRAFFIC, workers=1)
+@bentoml.service(resources={"gpu": 1}, traffic=TRAFFIC, runner_connection=CONNECTION, workers=1)
 class Colorizer:
     """Holds one champion per category; swaps in new ones as the registry promotes them."""
 
@@ -39,7 +48,7 @@ class Colorizer:
     def __is_ready__(self) -> bool:
         return self.board.ready()
 
-    @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
+    @bentoml.api(**BATCHING)
     def colorize(self, jobs: list[ColorizeJob]) -> list[ColorizeResult]:
         from sketch2fashion.serving.batching import colorize_jobs
 
@@ -56,7 +65,7 @@ class Colorizer:
         self.board.stop()
 
 
-@bentoml.service(traffic=TRAFFIC, workers=1)
+@bentoml.service(traffic=TRAFFIC, runner_connection=CONNECTION, workers=1)
 class Catalog:
     """Product search; picks up newly published index versions by itself."""
 

@@ -17,7 +17,7 @@ import copy
 import platform
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -87,37 +87,60 @@ def prepared(model: torch.nn.Module, x: torch.Tensor, mode: Mode) -> tuple[torch
     return copy.deepcopy(model).to(memory_format=fmt), x.contiguous(memory_format=fmt)
 
 
-def time_slice(model: torch.nn.Module, x: torch.Tensor, mode: Mode, device: torch.device,
-               seconds: float) -> tuple[float, int]:
-    """Images/s over about `seconds` (at least one forward pass), and the number of passes."""
-    with torch.inference_mode(), precision(device, mode.dtype):
-        synchronize(device)
-        iterations, start = 0, time.perf_counter()
-        while iterations < 1 or time.perf_counter() - start < seconds:
-            model(x)
-            iterations += 1
-        synchronize(device)
-        elapsed = time.perf_counter() - start
-    return iterations * x.shape[0] / elapsed, iterations
+def time_runner(run: Callable[[], object], batch: int, seconds: float,
+                device: torch.device | None = None) -> tuple[float, int, float]:
+    """Images/s of `run()` (one forward pass of `batch` images) over about `seconds`, the pass
+    count, and the cores this process kept busy meanwhile (CPU seconds / wall seconds)."""
+    synchronize(device or torch.device("cpu"))
+    iterations, start, cpu_start = 0, time.perf_counter(), time.process_time()
+    while iterations < 1 or time.perf_counter() - start < seconds:
+        run()
+        iterations += 1
+    synchronize(device or torch.device("cpu"))
+    wall = time.perf_counter() - start
+    return iterations * batch / wall, iterations, (time.process_time() - cpu_start) / wall
+
+
+def bench_runners(runners: dict[str, Callable[[], object]], batch: int, seconds: float, warmup: int,
+                  rounds: int, device: torch.device | None = None) -> dict[str, tuple[list[float], int, list[float]]]:
+    """Per runner: the images/s of each round, the total pass count and the cores busy in each
+    round, runners interleaved per round.
+
+    Each runner is warmed up on this batch shape first (oneDNN builds its primitives per shape),
+    then every round times each runner for seconds / rounds (at least one pass), so load from
+    other processes on a shared machine hits every runner alike.
+    """
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    cores: dict[str, list[float]] = {name: [] for name in runners}
+    passes = dict.fromkeys(samples, 0)
+    for _ in range(rounds):
+        for name, run in runners.items():
+            rate, iterations, busy = time_runner(run, batch, seconds / rounds, device)
+            samples[name].append(rate)
+            cores[name].append(busy)
+            passes[name] += iterations
+    return {name: (samples[name], passes[name], cores[name]) for name in samples}
+
+
+def mode_runner(model: torch.nn.Module, x: torch.Tensor, mode: Mode, device: torch.device) -> Callable[[], object]:
+    """One eval forward pass of `model` on `x` in `mode` (layout, precision, inference mode)."""
+    net, inp = prepared(model, x, mode)
+
+    def run() -> object:
+        with torch.inference_mode(), precision(device, mode.dtype):
+            return net(inp)
+
+    return run
 
 
 def bench_batch(model: torch.nn.Module, x: torch.Tensor, modes: list[Mode], device: torch.device,
-                seconds: float, warmup: int, rounds: int) -> dict[str, tuple[list[float], int]]:
+                seconds: float, warmup: int, rounds: int) -> dict[str, tuple[list[float], int, list[float]]]:
     """Per mode: the images/s of each round and the total pass count, modes interleaved per round."""
-    runs = {mode.name: prepared(model, x, mode) for mode in modes}
-    for mode in modes:
-        net, inp = runs[mode.name]
-        with torch.inference_mode(), precision(device, mode.dtype):
-            for _ in range(warmup):
-                net(inp)
-    samples: dict[str, list[float]] = {mode.name: [] for mode in modes}
-    passes = dict.fromkeys(samples, 0)
-    for _ in range(rounds):
-        for mode in modes:
-            rate, iterations = time_slice(*runs[mode.name], mode, device, seconds / rounds)
-            samples[mode.name].append(rate)
-            passes[mode.name] += iterations
-    return {name: (samples[name], passes[name]) for name in samples}
+    runners = {mode.name: mode_runner(model, x, mode, device) for mode in modes}
+    return bench_runners(runners, x.shape[0], seconds, warmup, rounds, device)
 
 
 def describe(device: torch.device, model: torch.nn.Module, args: argparse.Namespace, depth: int,
@@ -149,7 +172,7 @@ def main() -> None:
     for batch in args.batch:
         x = torch.randn(batch, 5, args.size, args.size, device=device)
         timings = bench_batch(model, x, modes, device, args.seconds, args.warmup, args.rounds)
-        for name, (samples, passes) in timings.items():
+        for name, (samples, passes, _) in timings.items():
             rate = statistics.median(samples)
             results[(name, batch)] = (rate, max(samples))
             spread = f"{min(samples):.2f}-{max(samples):.2f}"

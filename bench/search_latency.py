@@ -11,6 +11,12 @@ copy of the vectors, plus M*2 neighbour ids per node); build is several minutes 
 
     python bench/search_latency.py                         # 10k and 100k, writes reports/search_latency.json
     python bench/search_latency.py --sizes 1000000 --ef 64 128
+    OMP_NUM_THREADS=1 python bench/search_latency.py --dim 384 --threads 2   # as bench/run_all.py runs it
+
+Queries run with ``--query-threads`` FAISS/OpenMP threads (default 1): the app searches one query at a
+time, and on a small shared machine idle OpenMP threads spinning between queries cost more than they
+give (start the process with OMP_NUM_THREADS=1 so numpy's BLAS stays on one thread too); ``--threads``
+sets the threads for building only.
 """
 from __future__ import annotations
 
@@ -76,6 +82,10 @@ def bench_size(n: int, args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     index = VectorIndex.build(vectors, table, config)
     build_s = time.perf_counter() - t0
+    if args.query_threads:
+        import faiss
+
+        faiss.omp_set_num_threads(args.query_threads)
     kinds = sorted({p.kind for p in index.partitions.values()})
     time_queries(index, queries[:200], categories[:200], args.k)  # warm-up: page faults, BLAS thread pools
     time_queries(index, queries[:200], categories[:200], args.k, exact=True)
@@ -115,6 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exact-threshold", type=int, default=20_000, help="sub-indexes below this size are searched exactly")
     p.add_argument("--target-recall", type=float, default=0.95)
     p.add_argument("--threads", type=int, default=0, help="FAISS OpenMP threads for building (0 = library default)")
+    p.add_argument("--query-threads", type=int, default=1, help="FAISS OpenMP threads for queries (0 = leave as built)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("reports/search_latency.json"))
     return p.parse_args(argv)
@@ -122,12 +133,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        import faiss
-
-        faiss.omp_set_num_threads(args.threads)
     results = []
     for n in args.sizes:
+        if args.threads:
+            import faiss
+
+            faiss.omp_set_num_threads(args.threads)
         results.append(bench_size(n, args))
         print(f"done n={n}: build {results[-1]['build_s']:.1f} s", file=sys.stderr, flush=True)
     print_table(results, args.k)

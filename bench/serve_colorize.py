@@ -1,15 +1,20 @@
-"""Served /colorize (and /colorize_and_search) throughput and latency against the raw generator.
+"""Served /colorize and /colorize_and_search throughput and latency, the baseline handler, overload.
 
-1. Raw generator: the `top` champion from the MLflow registry, loaded as serving loads it
-   (TorchScript pyfunc, serving precision), images/s at batch 1, 8 and 16 — its best is the
-   ceiling the service is compared with.
-2. A real `bentoml serve service:API` on a free loopback port (or `--url` of a running one),
-   driven by bench/loadgen.py at each concurrency with real val sketches as PNG uploads.
-3. The same with adaptive batching off (`--no-batching` run: max_batch_size 1).
+Pieces (bench/run_all.py drives them; this file also runs on its own):
 
-    python bench/serve_colorize.py --concurrency 1 8 32 --out bench/results/serve_colorize.json
+- `bento_server`: a real `bentoml serve service:API` on a free loopback port for a project root
+  (this repository, or a scratch project), with params.yaml overrides in a temp file
+  (`S2F_PARAMS`) and MLflow's URI variables removed, so it reads that project's registry.
+- `full_unet_project`: a scratch project whose `top` champion is the full pix2pix U-Net (ngf 64,
+  seeded random weights: speed only) and whose catalog is this repository's published index.
+- `baseline_server`: bench/baseline_server.py (one fp32 eager forward per request, Starlette).
+- `load_levels`: closed-loop load (bench/loadgen.py) at each concurrency with real val sketches.
+- `overload`: open-loop Poisson arrivals at a multiple of the saturated rate.
 
-Ratios (served ÷ raw) are taken within one run; absolute numbers move with machine load.
+    python bench/serve_colorize.py --concurrency 1 8 32 128 --out /tmp/serve.json
+
+Ratios (served ÷ raw, served ÷ baseline) are taken within one run; absolute numbers move with
+machine load.
 """
 from __future__ import annotations
 
@@ -17,23 +22,24 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import run as run_load  # noqa: E402
+from loadgen import run_open  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def val_sketch_pngs(data_dir: Path, category: str, size: int, n: int, seed: int = 0) -> list[bytes]:
@@ -50,125 +56,355 @@ def val_sketch_pngs(data_dir: Path, category: str, size: int, n: int, seed: int 
     return [encode_png(q.sketch) for q in queries]
 
 
-def raw_generator(category: str, size: int, batches: list[int], seconds: float = 6.0) -> dict:
-    """images/s of the champion as served (pyfunc predict), per batch size."""
-    import mlflow
+SERVER_PIDS: dict[str, int] = {}
+"""url -> pid of the server process started for it (the bentoml arbiter, or the baseline)."""
 
-    from sketch2fashion.registry.colorizer_model import blank_sketch_input
-    from sketch2fashion.registry.promotion import registered_model_name
-    from sketch2fashion.registry.tracking import configure
 
-    configure(ROOT)
-    model = mlflow.pyfunc.load_model(f"models:/{registered_model_name(category)}@champion")
-    one = blank_sketch_input(size)
-    out = {}
-    for batch in batches:
-        x = np.repeat(one, batch, axis=0)
-        model.predict(x)  # warm-up
-        n, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            model.predict(x)
-            n += batch
-        out[batch] = {"img_per_s": round(n / (time.perf_counter() - started), 2),
-                      "ms_per_batch": round(1000 * (time.perf_counter() - started) * batch / n, 1)}
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds user+system) of a process from /proc, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds so far of a server and its worker processes, by role (BentoML --service-name)."""
+    out: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        stat = _stat(pid)
+        if stat is None or (pid != root_pid and stat[0] != root_pid):
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = "server"
+        if b"--service-name" in argv:
+            name = argv[argv.index(b"--service-name") + 1].decode()
+        elif pid == root_pid and b"bentoml" in b" ".join(argv):
+            name = "bentoml-arbiter"
+        out[name] = out.get(name, 0.0) + stat[1]
     return out
 
 
-@contextlib.contextmanager
-def bento_server(overrides: dict, log_path: Path):
-    """`bentoml serve` in this repo with params.yaml overridden by `overrides` (a temp params file)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, dir=ROOT / "bench") as fh:
-        yaml.safe_dump(params, fh)
-        params_file = Path(fh.name)
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "S2F_PARAMS": str(params_file), "BENTOML_DO_NOT_TRACK": "True"}
+        return sock.getsockname()[1]
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without MLflow's URIs (a child finds its project's own store)
+    and without OMP_WAIT_POLICY (the service's own `serving.omp_wait_policy` decides), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in (*MLFLOW_ENV, "OMP_WAIT_POLICY")}
+    env["BENTOML_DO_NOT_TRACK"] = "True"
+    env.update(extra or {})
+    return env
+
+
+def _set(params: dict, dotted: str, value) -> None:
+    node = params
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"server not ready in {timeout:.0f} s; see {log_path}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's own process group (it was started in a new session), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def bento_server(overrides: dict | None = None, log_path: Path | None = None, *, project_root: Path = ROOT,
+                 env: dict[str, str] | None = None, ready_timeout: float = 300.0) -> Iterator[str]:
+    """`bentoml serve service:API` for `project_root`, params.yaml overridden by dotted `overrides`."""
+    params = yaml.safe_load((project_root / "params.yaml").read_text())
+    for dotted, value in (overrides or {}).items():
+        _set(params, dotted, value)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="s2f-bench-params-", delete=False) as fh:
+        yaml.safe_dump(params, fh)
+        params_file = Path(fh.name)
+    port = free_port()
+    log_path = log_path or Path(tempfile.gettempdir()) / f"s2f-bench-serve-{port}.log"
+    extra = {"S2F_PARAMS": str(params_file), "S2F_PROJECT_ROOT": str(project_root), **(env or {})}
     log = log_path.open("wb")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("bentoml")), "serve", "service:API",
                              "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=ROOT, env=child_env(extra), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[url] = proc.pid
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited; see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.5)
-        else:
-            raise TimeoutError(f"service not ready in 180 s; see {log_path}")
+        _wait_ready(url, proc, "/readyz", ready_timeout, log_path)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        SERVER_PIDS.pop(url, None)
+        _stop(proc)
         log.close()
         params_file.unlink(missing_ok=True)
 
 
-def load_levels(url: str, endpoint: str, sketches: list[bytes], category: str, levels: list[int],
-                per_client: int, max_seconds: float) -> list[dict]:
-    def request(i: int) -> dict:
-        return {"method": "POST", "url": f"/{endpoint}",
-                "files": {"sketch": ("sketch.png", sketches[i % len(sketches)], "image/png")},
-                "data": {"category": category}}
+@contextlib.contextmanager
+def baseline_server(*, cfg: dict, weights: Path | None, threads: int = 2, log_path: Path | None = None,
+                    env: dict[str, str] | None = None) -> Iterator[str]:
+    """bench/baseline_server.py on a free loopback port, generator `cfg` (params `model:` settings)."""
+    port = free_port()
+    log_path = log_path or Path(tempfile.gettempdir()) / f"s2f-bench-baseline-{port}.log"
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="s2f-bench-model-", delete=False) as fh:
+        json.dump(cfg, fh)
+        cfg_file = Path(fh.name)
+    cmd = [sys.executable, str(ROOT / "bench" / "baseline_server.py"), "--port", str(port), "--config", str(cfg_file),
+           "--threads", str(threads)] + (["--weights", str(weights)] if weights else [])
+    log = log_path.open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(env), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[url] = proc.pid
+    try:
+        _wait_ready(url, proc, "/ready", 120, log_path)
+        yield url
+    finally:
+        SERVER_PIDS.pop(url, None)
+        _stop(proc)
+        log.close()
+        cfg_file.unlink(missing_ok=True)
 
+
+@contextlib.contextmanager
+def isolated_registry(root: Path) -> Iterator[None]:
+    """Point MLflow at `root`'s store for the block; the previous URIs (and env) come back after."""
+    import mlflow
+
+    from sketch2fashion.registry.tracking import configure
+
+    saved = {k: os.environ.pop(k, None) for k in MLFLOW_ENV}
+    try:
+        configure(root)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        mlflow.set_tracking_uri(saved.get("MLFLOW_TRACKING_URI"))
+        mlflow.set_registry_uri(saved.get("MLFLOW_REGISTRY_URI"))
+
+
+def full_unet_project(root: Path, *, ngf: int = 64, category: str = "top", seed: int = 0) -> Path:
+    """A scratch project serving the full pix2pix U-Net (seeded random weights) for `category`.
+
+    params.yaml is this repository's with `categories: [category]`, `model.ngf: ngf` and the
+    catalog, index and classifier paths made absolute (the search runs on the real index).
+    """
+    import mlflow
+
+    from sketch2fashion.params import load_params
+    from sketch2fashion.registry.colorizer_model import log_colorizer
+    from sketch2fashion.registry.promotion import promote, register_version
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from generator_modes import random_generator
+
+    root.mkdir(parents=True, exist_ok=True)
+    params = load_params(ROOT / "params.yaml")
+    size = int(params["image"]["size"])
+    params["categories"] = [category]
+    params["model"] = {**params["model"], "ngf": ngf}
+    params["catalog"] = {**params["catalog"], "store": str(ROOT / params["catalog"]["store"]),
+                         "index": str(ROOT / params["catalog"]["index"]), "url": ""}
+    if params["serving"].get("classifier"):
+        params["serving"]["classifier"] = str(ROOT / params["serving"]["classifier"])
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with isolated_registry(root):
+        from sketch2fashion.registry.tracking import configure, get_or_create_experiment
+
+        client = configure(root)
+        experiment = get_or_create_experiment("bench-full-unet")
+        with mlflow.start_run(experiment_id=experiment) as run:
+            info = log_colorizer(random_generator(ngf, size, seed), category=category, image_size=size,
+                                 model_config=params["model"])
+        version = register_version(run.info.run_id, category, ssim=0.0, epoch=0, model_uri=info.model_uri)
+        promote(client, category, version.version)
+    return root
+
+
+def sketch_request(endpoint: str, sketches: list[bytes], category: str):
+    """i -> the multipart form of sketch i (mod len) as request kwargs.
+
+    Each form is encoded once up front (httpx's own multipart encoder) and sent as bytes, so
+    the load generator spends as little CPU per request as possible: on a 2-core machine every
+    millisecond it spends is taken from the server it measures.
+    """
+    forms = []
+    for png in sketches:
+        built = httpx.Request("POST", f"http://127.0.0.1/{endpoint}", data={"category": category},
+                              files={"sketch": ("sketch.png", png, "image/png")})
+        forms.append((built.read(), built.headers["content-type"]))
+
+    def request(i: int) -> dict:
+        body, content_type = forms[i % len(forms)]
+        return {"method": "POST", "url": f"/{endpoint}", "content": body, "headers": {"content-type": content_type}}
+
+    return request
+
+
+def warm_up(url: str, endpoint: str, sketches: list[bytes], category: str, concurrency: int = 16,
+            requests: int = 48) -> None:
+    """Untimed requests at several concurrencies, so each batch shape the sweep sees was built once."""
+    request = sketch_request(endpoint, sketches, category)
+    for c in (1, concurrency // 2, concurrency):
+        run_load(url, request, concurrency=max(1, c), requests=max(c, requests // 3), max_seconds=120,
+                 timeout_s=300)
+
+
+def load_levels(url: str, endpoint: str, sketches: list[bytes], category: str, levels: list[int], *,
+                per_client: int = 2, min_requests: int = 12, max_seconds: float = 60.0,
+                log=print, probe=None) -> list[dict]:
+    """One closed-loop run per concurrency level. `probe` (optional, no arguments) is called just
+    before each level, with the server idle, and its result kept as the row's `raw_probe`: the raw
+    generator timed in the same minute as the served figure."""
+    request = sketch_request(endpoint, sketches, category)
     rows = []
     for concurrency in levels:
-        run_load(url, request, concurrency=concurrency, requests=concurrency, max_seconds=30)  # warm-up
-        result = run_load(url, request, concurrency=concurrency, requests=max(16, per_client * concurrency),
-                          max_seconds=max_seconds)
-        rows.append({"endpoint": endpoint, **result.summary()})
-        print(json.dumps(rows[-1]), flush=True)
+        raw = probe() if probe else None
+        with cpu_accounting(url) as cpu:
+            result = run_load(url, request, concurrency=concurrency,
+                              requests=max(min_requests, per_client * concurrency), max_seconds=max_seconds,
+                              timeout_s=300)
+        rows.append({"endpoint": endpoint, **result.summary(), **cpu.per_request(result.ok),
+                     **({"raw_probe": raw} if raw else {})})
+        log(json.dumps(rows[-1]))
     return rows
+
+
+class _Cpu:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.wall = 0.0
+
+    def per_request(self, ok: int) -> dict:
+        """CPU ms per OK answer by process (client = this load generator) and cores busy on average."""
+        if not self.seconds or not ok:
+            return {}
+        return {"cpu_ms_per_ok": {k: round(1000 * v / ok, 1) for k, v in sorted(self.seconds.items())},
+                "cpu_ms_per_ok_total": round(1000 * sum(self.seconds.values()) / ok, 1),
+                "cores_busy": round(sum(self.seconds.values()) / self.wall, 2) if self.wall else None}
+
+
+@contextlib.contextmanager
+def cpu_accounting(url: str) -> Iterator[_Cpu]:
+    """CPU seconds spent by the server's processes and by this client during the block."""
+    import resource
+
+    acc = _Cpu()
+    pid = SERVER_PIDS.get(url)
+    before = process_cpu(pid) if pid else {}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    try:
+        yield acc
+    finally:
+        acc.wall = time.perf_counter() - started
+        after_usage = resource.getrusage(resource.RUSAGE_SELF)
+        if pid:
+            after = process_cpu(pid)
+            acc.seconds = {k: after[k] - before.get(k, 0.0) for k in after}
+        acc.seconds["client"] = (after_usage.ru_utime + after_usage.ru_stime) - (usage.ru_utime + usage.ru_stime)
+
+
+def overload(url: str, sketches: list[bytes], category: str, *, rate: float, seconds: float,
+             endpoint: str = "colorize", log=print) -> dict:
+    """Open-loop arrivals at `rate`/s for `seconds`; then checks the server still answers."""
+    request = sketch_request(endpoint, sketches, category)
+    with cpu_accounting(url) as cpu:
+        result = run_open(url, request, rate=rate, seconds=seconds, max_requests=int(rate * seconds * 2) + 10,
+                          timeout_s=300)
+    row = {"endpoint": endpoint, **result.summary(), **cpu.per_request(result.ok)}
+    time.sleep(2)
+    alive = {"readyz": None, "colorize_after": None}
+    with contextlib.suppress(httpx.HTTPError):
+        alive["readyz"] = httpx.get(f"{url}/readyz", timeout=30).status_code
+    with contextlib.suppress(httpx.HTTPError):
+        started = time.perf_counter()
+        r = httpx.post(f"{url}/{endpoint}", timeout=120, **{k: v for k, v in request(0).items()
+                                                            if k not in ("method", "url")})
+        alive["colorize_after"] = r.status_code
+        alive["colorize_after_ms"] = round(1000 * (time.perf_counter() - started), 1)
+    row["after"] = alive
+    log(json.dumps(row))
+    return row
+
+
+def best_throughput(rows: list[dict], endpoint: str = "colorize") -> float:
+    """The saturated rate: the highest steady (else whole-run) OK rate over the concurrency levels."""
+    values = [r["steady_rps"] if r.get("steady_rps") is not None else r["throughput_rps"]
+              for r in rows if r["endpoint"] == endpoint]
+    return max(values, default=0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--category", default="top")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--per-client", type=int, default=4, help="requests per client at each level")
-    parser.add_argument("--max-seconds", type=float, default=90.0, help="per level")
-    parser.add_argument("--endpoints", nargs="+", default=["colorize"],
-                        choices=["colorize", "colorize_and_search"])
-    parser.add_argument("--no-batching", action="store_true", help="also run with max_batch_size 1")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--per-client", type=int, default=2, help="requests per client at each level")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="per level")
+    parser.add_argument("--endpoints", nargs="+", default=["colorize"], choices=["colorize", "colorize_and_search"])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="params.yaml override for the server, e.g. serving.batching.max_batch_size=8")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment of the server, e.g. OMP_WAIT_POLICY=PASSIVE")
+    parser.add_argument("--baseline", action="store_true", help="also load the baseline handler")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     args = parser.parse_args(argv)
 
-    from sketch2fashion.params import load_params
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    env = dict(item.split("=", 1) for item in args.env)
+    sketches = val_sketch_pngs(args.data_dir, args.category, 256, n=16)
+    report: dict = {"overrides": overrides, "env": env, "served": []}
+    with bento_server(overrides, env=env) as url:
+        for endpoint in args.endpoints:
+            warm_up(url, endpoint, sketches, args.category)
+            report["served"] += load_levels(url, endpoint, sketches, args.category, args.concurrency,
+                                            per_client=args.per_client, max_seconds=args.max_seconds)
+    if args.baseline:
+        from generator_modes import champion_checkpoint, champion_model_config, load_pyfunc
 
-    size = int(load_params(ROOT / "params.yaml")["image"]["size"])
-    sketches = val_sketch_pngs(args.data_dir, args.category, size, n=16)
-    raw = raw_generator(args.category, size, [1, 8, 16])
-    print("raw generator:", json.dumps(raw), flush=True)
-    report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-              "date": time.strftime("%Y-%m-%d %H:%M"), "category": args.category, "image_size": size,
-              "raw_generator": raw, "served": [], "served_no_batching": []}
-    runs = [("served", {})] + ([("served_no_batching", {"serving.batching.max_batch_size": 1})] if args.no_batching else [])
-    for key, overrides in runs:
-        with bento_server(overrides, Path(tempfile.gettempdir()) / f"s2f-bench-{key}.log") as url:
-            for endpoint in args.endpoints:
-                report[key] += load_levels(url, endpoint, sketches, args.category, args.concurrency,
-                                           args.per_client, args.max_seconds)
-    best_raw = max(v["img_per_s"] for v in raw.values())
-    best_served = max((r["throughput_rps"] for r in report["served"] if r["endpoint"] == "colorize"), default=0.0)
-    report["served_over_raw"] = round(best_served / best_raw, 3) if best_raw else None
-    print(f"best raw {best_raw} img/s, best served /colorize {best_served} img/s: "
-          f"served_over_raw {report['served_over_raw']}")
+        from sketch2fashion.registry.tracking import configure
+
+        configure(ROOT)
+        cfg = champion_model_config(load_pyfunc(f"models:/colorizer-{args.category}@champion", "fp32"))
+        with baseline_server(cfg=cfg, weights=champion_checkpoint(args.category)) as url:
+            warm_up(url, "colorize", sketches, args.category, concurrency=8, requests=12)
+            report["baseline"] = load_levels(url, "colorize", sketches, args.category, args.concurrency,
+                                             per_client=args.per_client, max_seconds=args.max_seconds)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -28,6 +28,27 @@ def images_per_second(trainer: Pix2PixTrainer, batch: int, size: int, steps: int
     return batch * steps / (time.perf_counter() - start)
 
 
+def measure(*, size: int = 256, ngf: int = 32, norm: str = "instance", batch: int = 8, steps: int = 4,
+            rounds: int = 3, device: str = "auto") -> dict:
+    """Median (and per-round) training images/s in fp32 and bf16, modes alternating per round."""
+    dev = pick_device(device)
+    model = {"ngf": ngf, "ndf": 64, "depth": "auto", "norm": norm}
+    trainers = {p: Pix2PixTrainer(model, TrainConfig(precision=p, batch_size=batch), size, dev)
+                for p in ("fp32", "bf16")}
+    for trainer in trainers.values():  # warm-up: oneDNN / cuDNN pick kernels on the first steps
+        images_per_second(trainer, batch, size, 2)
+    rates: dict[str, list[float]] = {p: [] for p in trainers}
+    for _ in range(rounds):
+        for name, trainer in trainers.items():
+            rates[name].append(images_per_second(trainer, batch, size, steps))
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    return {"device": dev.type, "size": size, "ngf": ngf, "norm": norm, "batch": batch, "steps_per_round": steps,
+            "rounds": rounds,
+            "img_per_s": {name: round(v, 3) for name, v in median.items()},
+            "img_per_s_rounds": {name: [round(v, 3) for v in values] for name, values in rates.items()},
+            "bf16_over_fp32": round(median["bf16"] / median["fp32"], 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
@@ -39,21 +60,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    device = pick_device(args.device)
-    model = {"ngf": args.ngf, "ndf": 64, "depth": "auto", "norm": args.norm}
-    trainers = {p: Pix2PixTrainer(model, TrainConfig(precision=p, batch_size=args.batch), args.size, device)
-                for p in ("fp32", "bf16")}
-    for trainer in trainers.values():  # warm-up: oneDNN / cuDNN pick kernels on the first steps
-        images_per_second(trainer, args.batch, args.size, 2)
-    rates: dict[str, list[float]] = {p: [] for p in trainers}
-    for _ in range(args.rounds):
-        for name, trainer in trainers.items():
-            rates[name].append(images_per_second(trainer, args.batch, args.size, args.steps))
-    median = {name: statistics.median(values) for name, values in rates.items()}
-    print(f"device {device.type}, {args.size}px, ngf {args.ngf}, batch {args.batch}, {args.rounds} rounds")
-    for name, value in median.items():
-        print(f"  {name:5s} {value:8.2f} img/s  (rounds: {', '.join(f'{v:.2f}' for v in rates[name])})")
-    print(f"  bf16/fp32 = {median['bf16'] / median['fp32']:.2f}x")
+    result = measure(size=args.size, ngf=args.ngf, norm=args.norm, batch=args.batch, steps=args.steps,
+                     rounds=args.rounds, device=args.device)
+    print(f"device {result['device']}, {args.size}px, ngf {args.ngf}, batch {args.batch}, {args.rounds} rounds")
+    for name, value in result["img_per_s"].items():
+        print(f"  {name:5s} {value:8.2f} img/s  (rounds: {', '.join(f'{v:.2f}' for v in result['img_per_s_rounds'][name])})")
+    print(f"  bf16/fp32 = {result['bf16_over_fp32']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ traffic) when `service.py` is imported, so they come from here too.
 """
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from sketch2fashion.params import ParamsError, categories, load_params
 PROJECT_ROOT_ENV = "S2F_PROJECT_ROOT"
 PARAMS_ENV = "S2F_PARAMS"
 MODEL_SOURCES = ("auto", "registry", "bundled")
+OMP_WAIT_POLICIES = ("", "PASSIVE", "ACTIVE")
 AUTO_CATEGORY = "auto"
 
 
@@ -46,10 +49,14 @@ class ServingConfig:
     device: str = "auto"
     dtype: str = "auto"
     threads: int = 2
+    omp_wait_policy: str = "PASSIVE"
+    png_compression: int = 6
     max_batch_size: int = 16
     max_latency_ms: int = 200
     timeout: float = 60.0
     max_concurrency: int = 64
+    session_max_requests: int = 1_000_000_000
+    session_max_age: float = 86400.0
     limits: Limits = field(default_factory=Limits)
     classifier: Path | None = None
 
@@ -74,6 +81,12 @@ class ServingConfig:
         if AUTO_CATEGORY in cats:
             raise ParamsError(f"'{AUTO_CATEGORY}' cannot be a category: it asks the classifier to pick one")
         classifier = section.get("classifier")
+        omp_policy = str(section.get("omp_wait_policy", "PASSIVE") or "").upper()
+        if omp_policy not in OMP_WAIT_POLICIES:
+            raise ParamsError(f"params.yaml serving.omp_wait_policy must be PASSIVE, ACTIVE or \"\", got {omp_policy!r}")
+        png_compression = int(section.get("png_compression", 6))
+        if not 0 <= png_compression <= 9:
+            raise ParamsError(f"params.yaml serving.png_compression must be 0..9, got {png_compression}")
         return cls(
             project_root=project_root,
             categories=cats,
@@ -83,10 +96,14 @@ class ServingConfig:
             device=str(section.get("device", "auto")),
             dtype=str(section.get("dtype", "auto")),
             threads=int(section.get("threads", 2)),
+            omp_wait_policy=omp_policy,
+            png_compression=png_compression,
             max_batch_size=int(batching.get("max_batch_size", 16)),
             max_latency_ms=int(batching.get("max_latency_ms", 200)),
             timeout=float(traffic.get("timeout", 60)),
             max_concurrency=int(traffic.get("max_concurrency", 64)),
+            session_max_requests=int(traffic.get("session_max_requests", 1_000_000_000)),
+            session_max_age=float(traffic.get("session_max_age", 86400)),
             limits=limits,
             classifier=_resolve(project_root, classifier) if classifier else None,
         )
@@ -111,6 +128,21 @@ def load_serving_config(root: Path | None = None) -> ServingConfig:
     root = Path(root).resolve() if root is not None else project_root()
     params = load_params(params_path(root))
     return ServingConfig.from_params(params, root)
+
+
+def apply_omp_wait_policy(config: ServingConfig) -> None:
+    """Export `serving.omp_wait_policy` as OMP_WAIT_POLICY for this process, unless already set.
+
+    libgomp (torch's OpenMP runtime) reads it once, when torch is first imported, so service.py
+    calls this before anything imports torch; an operator's own OMP_WAIT_POLICY wins.
+    """
+    if not config.omp_wait_policy or os.environ.get("OMP_WAIT_POLICY"):
+        return
+    if "torch" in sys.modules:
+        logging.getLogger("sketch2fashion.serving").warning(
+            "torch was imported before serving.omp_wait_policy could apply; set OMP_WAIT_POLICY=%s "
+            "in the environment instead", config.omp_wait_policy)
+    os.environ["OMP_WAIT_POLICY"] = config.omp_wait_policy
 
 
 def load_project_params(config: ServingConfig) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sketch2fashion.imaging.io import encode_png, fit_within
+from sketch2fashion.imaging.io import fit_within
 from sketch2fashion.serving import metrics
 from sketch2fashion.serving.auto_category import NO_CLASSIFIER, Classify
 from sketch2fashion.serving.config import AUTO_CATEGORY, ServingConfig
@@ -26,7 +26,7 @@ from sketch2fashion.serving.io_types import CatalogQuery, ColorizeJob
 from sketch2fashion.serving.requests import (
     BadRequest, decode_image, parse_category, parse_text, parse_top_k, read_form, require_file,
 )
-from sketch2fashion.serving.sketches import PreparedSketch, prepare_sketch
+from sketch2fashion.serving.sketches import PreparedSketch, encode_photo_png, prepare_sketch
 
 log = logging.getLogger("sketch2fashion.serving")
 SEARCH_DRAWING_SIDE = 512
@@ -76,7 +76,7 @@ class Endpoints:
         prepared = await self._prepare(require_file(form, "sketch", "the drawing as PNG or JPEG"))
         category = labels["category"] = await self._resolve_category(category, prepared)
         image, version = await self._generate(prepared, category)
-        png = await anyio.to_thread.run_sync(encode_png, image)
+        png = await anyio.to_thread.run_sync(encode_photo_png, image, self.config.png_compression)
         return Response(png, media_type="image/png",
                         headers={"X-S2F-Category": category, "X-S2F-Model-Version": str(version)})
 
@@ -106,7 +106,7 @@ class Endpoints:
         prepared = await self._prepare(require_file(form, "sketch", "the drawing as PNG or JPEG"))
         category = labels["category"] = await self._resolve_category(category, prepared)
         image, version = await self._generate(prepared, category)
-        png = await anyio.to_thread.run_sync(encode_png, image)
+        png = await anyio.to_thread.run_sync(encode_photo_png, image, self.config.png_compression)
         products = await self._find("colorize_and_search", photo=image,
                                     sketch=fit_within(prepared.drawing, SEARCH_DRAWING_SIDE),
                                     text=text, category=category, top_k=top_k)

@@ -1,0 +1,271 @@
+"""The generator in every way it can run here, timed in one run, and scored on the val split.
+
+Two generators at 256 px:
+
+- the demo champion (`models:/colorizer-<cat>@champion`, ngf 32, trained), and
+- the full pix2pix U-Net (ngf 64, the paper's size) with seeded random weights: speed only.
+
+Modes (bench/generator_dtype.py's eager code paths plus the exported model):
+
+    fp32      eager NCHW fp32                   bf16      eager NCHW, bf16 autocast
+    cl+fp32   eager channels-last fp32          cl+bf16   eager channels-last, bf16 autocast
+    ts-fp32   the TorchScript MLflow pyfunc as served, dtype fp32
+    ts-bf16   the same, dtype bf16 (what `serving.dtype: auto` picks on a CPU with AVX512-BF16)
+
+The ts-* modes time `pyfunc.predict(numpy)`: the whole served call, with the float32
+conversion and clamp. Every mode of a batch size is warmed up on that shape, then timed in
+interleaved rounds (generator_dtype.bench_runners); the median and best round are kept.
+
+    python bench/generator_modes.py --batch 1 8 32 --out /tmp/generator.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generator_dtype import MODES, bench_runners, flops_per_image, mode_runner, precision, prepared  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EAGER_MODES = ("fp32", "bf16", "cl+fp32", "cl+bf16")
+TS_MODES = {"ts-fp32": "fp32", "ts-bf16": "bf16"}
+ALL_MODES = (*EAGER_MODES, *TS_MODES)
+MODE_DTYPE = {"fp32": "fp32", "bf16": "bf16", "cl+fp32": "fp32", "cl+bf16": "bf16", "ts-fp32": "fp32",
+              "ts-bf16": "bf16"}
+
+
+def model_config(ngf: int) -> dict:
+    """params.yaml's `model:` (the project's generator as it is defined now) at width `ngf`."""
+    from sketch2fashion.params import load_params
+
+    return {**dict(load_params(ROOT / "params.yaml")["model"]), "ngf": ngf}
+
+
+def random_generator(ngf: int, size: int, seed: int = 0, cfg: dict | None = None) -> nn.Module:
+    """A seeded, pix2pix-initialised generator (the baseline server builds the same one)."""
+    from sketch2fashion.models.networks import build_generator
+
+    torch.manual_seed(seed)
+    return build_generator({**(cfg or model_config(ngf)), "ngf": ngf}, size).eval()
+
+
+def champion_model_config(pyfunc_model) -> dict:
+    """The `model:` settings the registered generator was trained with (its colorizer.json)."""
+    return dict(pyfunc_model.unwrap_python_model().config.get("model") or {})
+
+
+def champion_ngf(pyfunc_model) -> int:
+    return int(champion_model_config(pyfunc_model).get("ngf", 64))
+
+
+def champion_checkpoint(category: str) -> Path:
+    """The champion's eager weights: the `checkpoint/best_generator.pt` its training run logged."""
+    import mlflow
+
+    from sketch2fashion.registry.promotion import champion
+    from sketch2fashion.registry.tracking import configure
+
+    version = champion(configure(ROOT), category)
+    if version is None:
+        raise LookupError(f"no champion for {category}")
+    run_id = version.run_id or version.tags.get("run_id")
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint/best_generator.pt"))
+
+
+def eager_generator(weights: Path, size: int, cfg: dict) -> nn.Module:
+    from sketch2fashion.models.networks import build_generator
+
+    generator = build_generator(cfg, size)
+    state = torch.load(weights, map_location="cpu", weights_only=False)
+    generator.load_state_dict(state["generator"])
+    return generator.eval()
+
+
+def load_pyfunc(uri: str, dtype: str):
+    import mlflow
+
+    return mlflow.pyfunc.load_model(uri, model_config={"device": "cpu", "dtype": dtype})
+
+
+def served_dtype(uri: str) -> str:
+    """The precision the served model resolves with its default config (serving.dtype: auto)."""
+    from sketch2fashion.serving.config import load_serving_config
+
+    config = load_serving_config(ROOT)
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(uri, model_config={"device": config.device, "dtype": config.dtype})
+    return str(model.unwrap_python_model().dtype).replace("torch.", "")
+
+
+def runners_for(eager: nn.Module, pyfuncs: dict[str, object], x: torch.Tensor,
+                modes: list[str]) -> dict[str, Callable[[], object]]:
+    cpu = torch.device("cpu")
+    out: dict[str, Callable[[], object]] = {}
+    x_np = x.numpy()
+    for name in modes:
+        if name in TS_MODES:
+            model = pyfuncs[name]
+            out[name] = (lambda m: lambda: m.predict(x_np))(model)
+        else:
+            out[name] = mode_runner(eager, x, MODES[name], cpu)
+    return out
+
+
+def time_modes(eager: nn.Module, pyfuncs: dict[str, object], size: int, batches: list[int], modes: list[str],
+               seconds: float, rounds: int, warmup: int, flops: float, peaks: dict[str, float],
+               log: Callable[[str], None] = print) -> list[dict]:
+    """One row per (mode, batch): median and best img/s over interleaved rounds, GFLOP/s, peak fraction."""
+    rows = []
+    torch.manual_seed(1)
+    for batch in batches:
+        x = torch.rand(batch, 5, size, size) * 2 - 1
+        x[:, 4] = (x[:, 4] > 0.9).float()
+        timings = bench_runners(runners_for(eager, pyfuncs, x, modes), batch, seconds, warmup, rounds)
+        for name, (samples, passes, cores) in timings.items():
+            median = statistics.median(samples)
+            gflops = median * flops / 1e9
+            peak = peaks.get(MODE_DTYPE[name])
+            rows.append({"mode": name, "batch": batch, "passes": passes, "img_per_s": round(median, 3),
+                         "img_per_s_best": round(max(samples), 3), "img_per_s_min": round(min(samples), 3),
+                         "ms_per_img": round(1000 / median, 2), "ms_per_batch": round(1000 * batch / median, 1),
+                         "gflop_per_s": round(gflops, 2),
+                         "peak_fraction": round(gflops / peak, 4) if peak else None,
+                         "cores_busy": round(statistics.median(cores), 2)})
+            log(f"  {name:8s} batch {batch:3d}: {median:7.2f} img/s (rounds {min(samples):.2f}-{max(samples):.2f}, "
+                f"{passes} passes) {gflops:6.1f} GFLOP/s")
+    return rows
+
+
+# --- SSIM of each mode on the val split ---------------------------------------------------------
+
+class _Items(torch.utils.data.Dataset):
+    """Pre-built evaluation items (the hints are simulated once, not once per mode)."""
+
+    train = False
+
+    def __init__(self, items: list[dict]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+class _ModeModule(nn.Module):
+    """evaluate_generator drives an nn.Module; this one runs a fixed mode itself (no parameters)."""
+
+    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self._run = run
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x).float()
+
+
+def mode_callable(name: str, eager: nn.Module | None, pyfuncs: dict[str, object]) -> Callable[[torch.Tensor], torch.Tensor]:
+    if name in TS_MODES:
+        model = pyfuncs[name]
+        return lambda x: torch.from_numpy(np.asarray(model.predict(x.contiguous().numpy())))
+    mode = MODES[name]
+    net, _ = prepared(eager, torch.zeros(1, 5, 8, 8), mode)
+    fmt = torch.channels_last if mode.channels_last else torch.contiguous_format
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), precision(torch.device("cpu"), mode.dtype):
+            return net(x.contiguous(memory_format=fmt))
+
+    return run
+
+
+def val_items(category: str, size: int) -> _Items:
+    from sketch2fashion.colorizer import ColorizerDataset
+    from sketch2fashion.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    dataset = ColorizerDataset(ROOT / "data", category, "val", size=size, train=False,
+                               hint_params=params.get("hints") or {},
+                               seed=int((params.get("train") or {}).get("seed", 0)))
+    return _Items([dataset[i] for i in range(len(dataset))])
+
+
+def ssim_by_mode(categories: list[str], size: int, modes: list[str], log: Callable[[str], None] = print) -> dict:
+    """Mean val SSIM per mode over the categories' val items (each category by its own champion).
+
+    Eager modes load the checkpoint the champion's training run logged to MLflow, with the
+    champion's own model settings; it is checked to be the champion (same output as the
+    registry's TorchScript fp32 within 1e-3) and reported if not.
+    """
+    from sketch2fashion.colorizer.evaluate import evaluate_generator
+    from sketch2fashion.registry.promotion import registered_model_name
+
+    totals = dict.fromkeys(modes, 0.0)
+    n_total = 0
+    per_category = {}
+    weights_match = {}
+    for category in categories:
+        uri = f"models:/{registered_model_name(category)}@champion"
+        pyfuncs = {name: load_pyfunc(uri, TS_MODES[name]) for name in modes if name in TS_MODES}
+        reference = load_pyfunc(uri, "fp32")
+        eager = eager_generator(champion_checkpoint(category), size, champion_model_config(reference))
+        items = val_items(category, size)
+        probe = torch.stack([items[i]["input"] for i in range(min(4, len(items)))])
+        with torch.inference_mode():
+            eager_out = eager(probe).numpy()
+        ts_out = reference.predict(probe.numpy())
+        diff = float(np.abs(np.clip(eager_out, -1, 1) - ts_out).max())
+        weights_match[category] = {"max_abs_diff_fp32": round(diff, 6), "match": diff < 1e-3}
+        scores = {}
+        for name in modes:
+            module = _ModeModule(mode_callable(name, eager, pyfuncs))
+            result = evaluate_generator(module, items, device="cpu", batch_size=16, autocast=False)
+            scores[name] = round(result["ssim"], 6)
+            totals[name] += result["ssim"] * result["n"]
+        n = len(items)
+        n_total += n
+        per_category[category] = {"n": n, **scores}
+        log(f"  ssim {category} (n={n}): " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    mean = {name: round(totals[name] / n_total, 6) for name in modes}
+    return {"n": n_total, "mean": mean, "per_category": per_category, "eager_weights_are_champion": weights_match,
+            "delta_vs_fp32": {name: round(mean[name] - mean["fp32"], 6) for name in modes} if "fp32" in mean else {}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--category", default="top")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--modes", nargs="+", default=list(ALL_MODES), choices=ALL_MODES)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from sketch2fashion.registry.promotion import registered_model_name
+    from sketch2fashion.registry.tracking import configure
+
+    configure(ROOT)
+    size = 256
+    uri = f"models:/{registered_model_name(args.category)}@champion"
+    pyfuncs = {name: load_pyfunc(uri, TS_MODES[name]) for name in args.modes if name in TS_MODES}
+    eager = eager_generator(champion_checkpoint(args.category), size, champion_model_config(pyfuncs["ts-fp32"]
+                            if "ts-fp32" in pyfuncs else load_pyfunc(uri, "fp32")))
+    flops = flops_per_image(eager, torch.zeros(1, 5, size, size))
+    rows = time_modes(eager, pyfuncs, size, args.batch, args.modes, args.seconds, args.rounds, 1, flops, {})
+    if args.out:
+        args.out.write_text(json.dumps({"flops_per_image": flops, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

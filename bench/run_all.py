@@ -1,0 +1,630 @@
+"""`make bench`: every performance figure of Sketch2Fashion in one run -> bench/results.json + bench/README.md.
+
+Sections, in this order (ratios are only ever taken between figures of the same run):
+
+1. machine   CPU, clock, flags, theoretical peak (bench/machine.py) and a measured GEMM ceiling.
+2. generator images/s at batch 1, 8, 32 of the demo champion (ngf 32) and of the full pix2pix
+             U-Net (ngf 64, random weights) in fp32, bf16 autocast, channels-last and the served
+             TorchScript pyfunc (bench/generator_modes.py), FLOPs counted by torch.utils.flop_counter.
+3. ssim      val SSIM of every mode (champions of all categories), the fastest mode within 0.005
+             of fp32, and the precision the service resolves (`serving.dtype: auto`).
+4. train     training images/s per step, fp32 vs bf16 (bench/train_step.py).
+5. serve     real `bentoml serve`: /colorize and /colorize_and_search at each concurrency, adaptive
+             batching on and off, open-loop overload at 4x the saturated rate, and the baseline
+             handler (bench/baseline_server.py); for the demo champions and the full U-Net.
+6. search    catalog search p50/p99 at 10k / 100k (/ 1M last, bounded by the time budget)
+             (bench/search_latency.py, dim 384).
+
+    python bench/run_all.py                       # everything, ~40 min on 2 cores
+    python bench/run_all.py --skip-1m             # without the 1M-vector search build
+    python bench/run_all.py --sections serve      # re-run one section, keep the others' figures
+    python bench/run_all.py --render-only         # rewrite bench/README.md from bench/results.json
+
+The top-level keys `served_over_raw`, `served_over_baseline` and `peak_fraction` are for the full
+pix2pix U-Net (the target's definition); `by_model` has the same for the demo champion.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Before torch loads: OpenMP threads that sleep between parallel regions instead of spinning. On
+# this shared 2-core machine the default spinning made the generator up to 30x slower (see
+# bench/omp_probe.py, measured again in the generator section); the service sets the same through
+# `serving.omp_wait_policy`. Servers started below get the service's own setting, not this one.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+SECTIONS = ("machine", "generator", "ssim", "train", "serve", "search")
+CHAMPION, FULL = "champion", "full_unet"
+SSIM_TOLERANCE = 0.005
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- sections -------------------------------------------------------------------------------------
+
+def machine_section() -> dict:
+    import machine
+
+    m = machine.describe()
+    return {"machine": m, "peak": machine.peak(m), "gemm_ceiling": machine.gemm_ceiling()}
+
+
+def generator_section(full_root: Path, category: str, batches: list[int], rounds: int, peaks: dict) -> dict:
+    import torch
+    from generator_dtype import flops_per_image
+    from generator_modes import (
+        ALL_MODES, champion_checkpoint, champion_model_config, eager_generator, load_pyfunc, model_config,
+        random_generator, time_modes,
+    )
+    from serve_colorize import isolated_registry
+
+    from sketch2fashion.models.networks import count_parameters
+    from sketch2fashion.registry.promotion import champion, registered_model_name
+    from sketch2fashion.registry.tracking import configure
+
+    size = 256
+    uri = f"models:/{registered_model_name(category)}@champion"
+    client = configure(ROOT)
+    version = champion(client, category)
+    reference = load_pyfunc(uri, "fp32")
+    cfg = champion_model_config(reference)
+    ngf = int(cfg.get("ngf", 64))
+    models = {
+        CHAMPION: {"description": f"demo champion colorizer-{category} v{version.version if version else '?'} "
+                                  f"(ngf {ngf}, trained), from the MLflow registry",
+                   "ngf": ngf, "config": cfg, "eager": eager_generator(champion_checkpoint(category), size, cfg),
+                   "pyfuncs": {"ts-fp32": reference, "ts-bf16": load_pyfunc(uri, "bf16")}, "seconds": 3.0},
+    }
+    with isolated_registry(full_root):
+        full = {"ts-fp32": load_pyfunc(uri, "fp32"), "ts-bf16": load_pyfunc(uri, "bf16")}
+    models[FULL] = {"description": "full pix2pix U-Net (ngf 64, seeded random weights: speed only), "
+                                   "exported and loaded like a champion",
+                    "ngf": 64, "config": model_config(64), "eager": random_generator(64, size), "pyfuncs": full,
+                    "seconds": 4.0}
+    out = {"image_size": size, "batches": batches, "rounds": rounds, "modes": list(ALL_MODES), "models": {},
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch_threads": torch.get_num_threads()}
+    for key, spec in models.items():
+        flops = flops_per_image(spec["eager"], torch.zeros(1, 5, size, size))
+        log(f"generator {key}: {flops / 1e9:.2f} GFLOP/image")
+        rows = time_modes(spec["eager"], spec["pyfuncs"], size, batches, list(ALL_MODES), spec["seconds"], rounds,
+                          1, flops, {"fp32": peaks["fp32_gflops"], "bf16": peaks["bf16_gflops"]}, log=log)
+        best = max(rows, key=lambda r: r["img_per_s"])
+        out["models"][key] = {"description": spec["description"], "ngf": spec["ngf"], "config": spec["config"],
+                              "params_m": round(count_parameters(spec["eager"]) / 1e6, 2),
+                              "gflop_per_image": round(flops / 1e9, 3), "rows": rows,
+                              "best": {k: best[k] for k in ("mode", "batch", "img_per_s", "gflop_per_s", "peak_fraction")}}
+    import omp_probe
+
+    log("generator: libgomp wait policy, default vs PASSIVE (separate processes, alternating)")
+    out["omp_policy_probe"] = omp_probe.compare(category, "bf16", torch.get_num_threads(), [1, 8], 5, 3)
+    log(f"  ms/img {out['omp_policy_probe']['ms_per_img']}")
+    return out
+
+
+def ssim_section(categories: list[str], generator: dict | None) -> dict:
+    from generator_modes import ALL_MODES, served_dtype, ssim_by_mode
+
+    from sketch2fashion.registry.promotion import registered_model_name
+    from sketch2fashion.registry.tracking import configure
+
+    configure(ROOT)
+    scores = ssim_by_mode(categories, 256, list(ALL_MODES), log=log)
+    fp32 = scores["mean"]["fp32"]
+    allowed = [m for m in ALL_MODES if scores["mean"][m] >= fp32 - SSIM_TOLERANCE]
+    out = {**scores, "tolerance": SSIM_TOLERANCE, "modes_within_tolerance": allowed}
+    dtype = served_dtype(f"models:/{registered_model_name(categories[0])}@champion")
+    out["serving_default"] = {"serving.dtype": "auto", "resolves_to": dtype,
+                              "mode": "ts-bf16" if dtype == "bfloat16" else "ts-fp32"}
+    if generator:
+        for key, model in generator["models"].items():
+            best = {m: max(r["img_per_s"] for r in model["rows"] if r["mode"] == m) for m in ALL_MODES}
+            fastest = max(allowed, key=best.get)
+            out.setdefault("fastest_within_tolerance", {})[key] = {
+                "mode": fastest, "img_per_s": best[fastest], "serving_mode_img_per_s": best[out["serving_default"]["mode"]],
+                "serving_over_fastest": round(best[out["serving_default"]["mode"]] / best[fastest], 3)}
+    return out
+
+
+def train_section() -> dict:
+    import train_step
+
+    return train_step.measure(size=256, ngf=32, batch=8, steps=3, rounds=3)
+
+
+def raw_probe_for(pyfunc_model, batch: int, seconds: float = 3.0):
+    """A no-argument callable timing `pyfunc_model.predict` at `batch` for ~`seconds` (img/s, cores busy)."""
+    import numpy as np
+    from generator_dtype import time_runner
+
+    x = (np.random.default_rng(1).random((batch, 5, 256, 256), dtype=np.float32) * 2 - 1)
+    pyfunc_model.predict(x)
+
+    def probe() -> dict:
+        rate, passes, busy = time_runner(lambda: pyfunc_model.predict(x), batch, seconds)
+        return {"img_per_s": round(rate, 3), "batch": batch, "passes": passes, "cores_busy": round(busy, 2)}
+
+    return probe
+
+
+def serve_section(full_root: Path, category: str, levels: list[int], baseline_levels: list[int],
+                  overload_seconds: float, max_seconds: float, env: dict[str, str],
+                  generator: dict | None = None) -> dict:
+    from serve_colorize import (
+        baseline_server, bento_server, best_throughput, load_levels, overload, val_sketch_pngs, warm_up,
+    )
+
+    from generator_modes import champion_checkpoint, champion_model_config, load_pyfunc, model_config
+
+    from sketch2fashion.params import load_params
+    from sketch2fashion.registry.tracking import configure
+
+    from serve_colorize import isolated_registry
+
+    configure(ROOT)
+    champion_cfg = champion_model_config(load_pyfunc(f"models:/colorizer-{category}@champion", "fp32"))
+    serving = load_params(ROOT / "params.yaml")["serving"]
+    # The raw generator in the serving mode at its best batch, timed just before each served
+    # level (server idle): served / raw then compares figures taken minutes, not tens of minutes, apart.
+    probes = {}
+    for key, uri_root in ((CHAMPION, ROOT), (FULL, full_root)):
+        rows = [r for r in ((generator or {}).get("models", {}).get(key, {}).get("rows") or []) if r["mode"] == "ts-bf16"]
+        batch = max(rows, key=lambda r: r["img_per_s"])["batch"] if rows else 8
+        with isolated_registry(uri_root):
+            model = load_pyfunc(f"models:/colorizer-{category}@champion", "bf16")
+        probes[key] = raw_probe_for(model, batch)
+    sketches = val_sketch_pngs(ROOT / "data", category, 256, n=16)
+    logs = Path(tempfile.gettempdir())
+    kw = {"per_client": 4, "min_requests": 16, "max_seconds": max_seconds, "log": lambda m: log("  " + m)}
+    out: dict = {"category": category, "levels": levels, "baseline_levels": baseline_levels, "env": env,
+                 "serving_params": {k: serving.get(k) for k in ("dtype", "threads", "omp_wait_policy", "batching",
+                                                                "traffic")},
+                 "sketches": "16 val products of the category drawn as shoppers would (edges + simulated hints), 256 px PNG",
+                 "baseline_env": {"OMP_WAIT_POLICY": "PASSIVE", "torch_threads": 2},
+                 CHAMPION: {}, FULL: {}}
+    baseline_env = {"OMP_WAIT_POLICY": "PASSIVE", **env}  # the same OpenMP fix as the service: a fair baseline
+
+    log("serve: demo champions, adaptive batching on")
+    with bento_server({}, logs / "s2f-bench-champion.log", env=env) as url:
+        out[CHAMPION]["models_at_start"] = models_snapshot(url)
+        rows = []
+        for endpoint in ("colorize", "colorize_and_search"):
+            warm_up(url, endpoint, sketches, category)
+            rows += load_levels(url, endpoint, sketches, category, levels, **kw,
+                                probe=probes[CHAMPION] if endpoint == "colorize" else None)
+        saturated = best_throughput(rows)
+        log(f"serve: overload at 4 x {saturated:.1f} req/s for {overload_seconds:.0f} s")
+        out[CHAMPION]["overload"] = {
+            "saturated_rps": saturated, "multiple": 4.0,
+            **overload(url, sketches, category, rate=4 * saturated, seconds=overload_seconds, log=kw["log"])}
+        out[CHAMPION]["models_at_end"] = models_snapshot(url)
+    out[CHAMPION]["batching"] = rows
+
+    log("serve: demo champions, adaptive batching off (max_batch_size 1)")
+    with bento_server({"serving.batching.max_batch_size": 1}, logs / "s2f-bench-nobatch.log", env=env) as url:
+        rows = []
+        for endpoint in ("colorize", "colorize_and_search"):
+            warm_up(url, endpoint, sketches, category, concurrency=8, requests=12)
+            rows += load_levels(url, endpoint, sketches, category, levels, **kw)
+    out[CHAMPION]["no_batching"] = rows
+
+    log("serve: baseline handler, demo champion weights (fp32 eager, one forward per request)")
+    with baseline_server(cfg=champion_cfg, weights=champion_checkpoint(category),
+                         log_path=logs / "s2f-bench-baseline.log", env=baseline_env) as url:
+        warm_up(url, "colorize", sketches, category, concurrency=8, requests=12)
+        out[CHAMPION]["baseline"] = load_levels(url, "colorize", sketches, category, baseline_levels, **kw)
+
+    log("serve: full U-Net (ngf 64), adaptive batching on")
+    with bento_server({}, logs / "s2f-bench-full.log", project_root=full_root, env=env) as url:
+        warm_up(url, "colorize", sketches, category)
+        out[FULL]["batching"] = load_levels(url, "colorize", sketches, category, levels, **kw, probe=probes[FULL])
+
+    log("serve: baseline handler, full U-Net (ngf 64)")
+    with baseline_server(cfg=model_config(64), weights=None, log_path=logs / "s2f-bench-baseline-full.log",
+                         env=baseline_env) as url:
+        warm_up(url, "colorize", sketches, category, concurrency=8, requests=12)
+        out[FULL]["baseline"] = load_levels(url, "colorize", sketches, category, baseline_levels,
+                                            **{**kw, "per_client": 3})
+    return out
+
+
+def models_snapshot(url: str) -> list[dict]:
+    """Which champion version served each category (GET /models): a promotion mid-run shows here."""
+    import httpx
+
+    try:
+        return [{k: m.get(k) for k in ("category", "version", "epoch")}
+                for m in httpx.get(f"{url}/models", timeout=30).json().get("models", [])]
+    except Exception as exc:  # noqa: BLE001
+        return [{"error": f"{type(exc).__name__}: {exc}"}]
+
+
+def search_section(sizes: list[int], timeout_s: float, log_name: str) -> dict:
+    """bench/search_latency.py in a subprocess (OMP_NUM_THREADS=1: queries single-threaded; build on 2)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out_path = Path(fh.name)
+    cmd = [sys.executable, str(BENCH / "search_latency.py"), "--dim", "384", "--threads", "2",
+           "--query-threads", "1", "--sizes", *map(str, sizes), "--out", str(out_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    log_path = Path(tempfile.gettempdir()) / log_name
+    with log_path.open("wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=max(1.0, timeout_s))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            return {"sizes": sizes, "finished": False, "timeout_s": round(timeout_s),
+                    "note": f"did not finish within {timeout_s / 60:.1f} min on this machine (stopped); "
+                            f"log: {log_path}"}
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        return {"sizes": sizes, "finished": False, "returncode": proc.returncode, "log": str(log_path)}
+    data = json.loads(out_path.read_text())
+    out_path.unlink(missing_ok=True)
+    return {"sizes": sizes, "finished": True, "wall_s": round(elapsed, 1), "command": " ".join(
+        ["OMP_NUM_THREADS=1", "python", "bench/search_latency.py", *cmd[3:-2]]), "results": data["results"]}
+
+
+# --- headline figures -----------------------------------------------------------------------------
+
+def _level(rows: list[dict], endpoint: str, concurrency: int) -> dict | None:
+    return next((r for r in rows if r["endpoint"] == endpoint and r["concurrency"] == concurrency), None)
+
+
+def _best_row(rows: list[dict], endpoint: str = "colorize") -> dict | None:
+    def rate(r):
+        return r["steady_rps"] if r.get("steady_rps") is not None else r["throughput_rps"]
+
+    rows = [r for r in rows if r["endpoint"] == endpoint]
+    return max(rows, key=rate) if rows else None
+
+
+def headline(results: dict) -> dict:
+    """Top-level ratios and the targets, per model; the full U-Net's are the top-level keys."""
+    from serve_colorize import best_throughput
+
+    gen, serve = results.get("generator"), results.get("serve")
+    if not gen or not serve:
+        return {}
+    by_model = {}
+    for key in (CHAMPION, FULL):
+        model, served = gen["models"][key], serve[key]
+        raw_best = max(r["img_per_s"] for r in model["rows"])
+        raw_best_row = max(model["rows"], key=lambda r: r["img_per_s"])
+        serving_mode = (results.get("ssim") or {}).get("serving_default", {}).get("mode", "ts-bf16")
+        raw_b1 = next(r for r in model["rows"] if r["mode"] == serving_mode and r["batch"] == 1)
+        fp32_b1 = next(r for r in model["rows"] if r["mode"] == "fp32" and r["batch"] == 1)
+        served_best = best_throughput(served["batching"])
+        probes = [r["raw_probe"]["img_per_s"] for r in served["batching"]
+                  if r["endpoint"] == "colorize" and r.get("raw_probe")]
+        bracket = statistics.median(probes) if probes else None
+        probe_batch = next((r["raw_probe"]["batch"] for r in served["batching"] if r.get("raw_probe")), None)
+        baseline_best = best_throughput(served["baseline"])
+        lone = _level(served["batching"], "colorize", 1)
+        limit = 1.2 * raw_b1["ms_per_img"] + 15.0
+        no_batch = best_throughput(served["no_batching"]) if served.get("no_batching") else None
+        best_served_row = _best_row(served["batching"]) or {}
+        cpu = best_served_row.get("cpu_ms_per_ok") or {}
+        server_cpu = sum(v for k, v in cpu.items() if k != "client") if cpu else None
+        raw_cpu = 1000 * raw_best_row["cores_busy"] / raw_best_row["img_per_s"] if raw_best_row.get("cores_busy") else None
+        by_model[key] = {
+            "raw_best_cpu_ms_per_img": round(raw_cpu, 1) if raw_cpu else None,
+            "raw_best_cores_busy": raw_best_row.get("cores_busy"),
+            "served_cpu_ms_per_request": cpu, "served_cores_busy": best_served_row.get("cores_busy"),
+            "served_best_level": best_served_row.get("concurrency"),
+            "cpu_efficiency": round(raw_cpu / server_cpu, 3) if raw_cpu and server_cpu else None,
+            "raw_best_img_per_s": raw_best, "raw_best": f"{raw_best_row['mode']} batch {raw_best_row['batch']}",
+            "served_colorize_rps": served_best, "baseline_rps": baseline_best,
+            "served_no_batching_rps": no_batch,
+            "raw_fp32_batch1_img_per_s": fp32_b1["img_per_s"],
+            "raw_best_over_raw_fp32_batch1": round(raw_best / fp32_b1["img_per_s"], 2),
+            "raw_beside_served_img_per_s": round(bracket, 3) if bracket else None,
+            "raw_beside_served": (f"{serving_mode} batch {probe_batch}, timed just before each served level "
+                                  f"(median of {len(probes)})") if probes else None,
+            "served_over_raw": round(served_best / (bracket or raw_best), 3) if (bracket or raw_best) else None,
+            "served_over_raw_generator_section": round(served_best / raw_best, 3) if raw_best else None,
+            "served_over_baseline": round(served_best / baseline_best, 2) if baseline_best else None,
+            "peak_fraction": model["best"]["peak_fraction"],
+            "lone_colorize_p50_ms": lone["p50_ms"] if lone else None,
+            "raw_batch1_ms": raw_b1["ms_per_img"], "raw_batch1_mode": serving_mode,
+            "lone_limit_ms": round(limit, 1),
+            "targets": {
+                "served_over_raw >= 0.85": bool(served_best / (bracket or raw_best) >= 0.85) if (bracket or raw_best) else None,
+                "served_over_baseline >= 5": bool(served_best / baseline_best >= 5) if baseline_best else None,
+                "lone p50 <= 1.2 x raw batch-1 + 15 ms": bool(lone and lone["p50_ms"] <= limit),
+            },
+        }
+    full = by_model[FULL]
+    return {"served_over_raw": full["served_over_raw"], "served_over_baseline": full["served_over_baseline"],
+            "peak_fraction": full["peak_fraction"], "by_model": by_model}
+
+
+# --- README ---------------------------------------------------------------------------------------
+
+def _f(value, digits: int = 1, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def render_readme(results: dict) -> str:
+    m = results.get("machine", {})
+    peak = results.get("peak", {})
+    lines = ["# Benchmarks", "",
+             "Generated by `make bench` (`python bench/run_all.py`) from `bench/results.json`; do not edit by hand "
+             "(the analysis is in `bench/NOTES.md`, appended below). Every ratio is between figures of the same "
+             "run: the machine is shared with other jobs, so absolute numbers move between runs, ratios much less.", ""]
+    if m:
+        lines += [f"- **Run**: {results.get('date')}, {results.get('wall_minutes')} min wall, sections "
+                  f"{', '.join(results.get('sections_run', []))}; load average at start "
+                  f"{', '.join(f'{x:.1f}' for x in m.get('loadavg', []))} (other jobs on the same cores).",
+                  f"- **Machine**: {m.get('cpu_model')} (family {m.get('cpu_family')}, {m.get('hypervisor')} guest), "
+                  f"{m.get('cores')} cores at {m.get('clock_mhz', 0) / 1000:.2f} GHz, flags "
+                  f"{', '.join(m.get('flags', []))}; {m.get('memory_gib')} GiB; torch "
+                  f"{m.get('versions', {}).get('torch')}, bentoml {m.get('versions', {}).get('bentoml')}.",
+                  f"- **Device**: CPU only. GPU: {m.get('gpu')}.",
+                  f"- **Peak**: {peak.get('derivation')}. Measured GEMM ceiling now: "
+                  f"fp32 {_f(results.get('gemm_ceiling', {}).get('fp32_gflops'))} GFLOP/s, bf16 "
+                  f"{_f(results.get('gemm_ceiling', {}).get('bf16_gflops'))} GFLOP/s "
+                  f"({results.get('gemm_ceiling', {}).get('how')}).", ""]
+    head = results.get("headline") or {}
+    if head:
+        lines += ["## Targets", "",
+                  "| | full pix2pix U-Net (ngf 64) | demo champion (ngf 32) |", "|---|---|---|"]
+        bm = head["by_model"]
+        f, c = bm[FULL], bm[CHAMPION]
+
+        def yes(v):
+            return "met" if v else "**not met**"
+
+        rows = [
+            ("raw generator best (img/s)", lambda x: f"{x['raw_best_img_per_s']:.2f} ({x['raw_best']})"),
+            ("served /colorize saturated (req/s)", lambda x: f"{x['served_colorize_rps']:.2f}"),
+            ("raw beside the served runs (img/s)", lambda x: f"{_f(x.get('raw_beside_served_img_per_s'), 2)} "
+                                                            f"({x.get('raw_beside_served')})"),
+            ("served ÷ raw ≥ 0.85", lambda x: f"{x['served_over_raw']:.2f} — {yes(x['targets']['served_over_raw >= 0.85'])} "
+                                             f"(÷ the generator section's best: {_f(x.get('served_over_raw_generator_section'), 2)})"),
+            ("baseline handler (req/s)", lambda x: f"{x['baseline_rps']:.2f}"),
+            ("served ÷ baseline ≥ 5", lambda x: f"{x['served_over_baseline']:.2f}× — {yes(x['targets']['served_over_baseline >= 5'])}"),
+            ("lone /colorize p50 ≤ 1.2 × raw batch-1 + 15 ms",
+             lambda x: f"{_f(x['lone_colorize_p50_ms'])} ms vs {x['lone_limit_ms']:.1f} ms "
+                       f"(raw {x['raw_batch1_mode']} batch 1: {x['raw_batch1_ms']:.1f} ms) — "
+                       f"{yes(x['targets']['lone p50 <= 1.2 x raw batch-1 + 15 ms'])}"),
+            ("best GFLOP/s ÷ peak", lambda x: f"{_f(x['peak_fraction'] * 100 if x['peak_fraction'] is not None else None)} %"),
+            ("cores busy: raw best / served best (server + load generator)",
+             lambda x: f"{_f(x.get('raw_best_cores_busy'), 2)} / {_f(x.get('served_cores_busy'), 2)}"),
+            ("CPU ms per image: raw best vs served by process",
+             lambda x: f"{_f(x.get('raw_best_cpu_ms_per_img'))} vs "
+                       + ", ".join(f"{k} {v}" for k, v in (x.get('served_cpu_ms_per_request') or {}).items()
+                                   if v >= 0.5)),
+        ]
+        for label, fn in rows:
+            lines.append(f"| {label} | {fn(f)} | {fn(c)} |")
+        lines += ["", f"`results.json`: served_over_raw {head['served_over_raw']}, served_over_baseline "
+                      f"{head['served_over_baseline']}, peak_fraction {head['peak_fraction']} (full U-Net). "
+                      "Served = the best /colorize rate over the concurrency levels with adaptive batching; raw = "
+                      "the generator in the serving mode (TorchScript pyfunc, bf16) at its best batch, timed in "
+                      "this process just before each served level while the server sat idle (median), so both "
+                      "saw the same machine load; the ratio to the generator section's best, timed minutes "
+                      "earlier, is given too. Baseline = the best rate of the plain handler over its levels.", ""]
+    gen = results.get("generator")
+    ssim = results.get("ssim") or {}
+    if gen:
+        lines += ["## Generator (256 px, images/s: median of interleaved rounds, best round in brackets)", ""]
+        for key, model in gen["models"].items():
+            lines += [f"**{model['description']}** — {model['params_m']} M parameters, "
+                      f"{model['gflop_per_image']:.2f} GFLOP per image (torch.utils.flop_counter, 2 FLOPs per MAC).", ""]
+            batches = gen["batches"]
+            lines.append("| mode | " + " | ".join(f"batch {b}" for b in batches) +
+                         " | best GFLOP/s | % of peak | val SSIM |")
+            lines.append("|---|" + "---|" * len(batches) + "---|---|---|")
+            for mode in gen["modes"]:
+                rows = {r["batch"]: r for r in model["rows"] if r["mode"] == mode}
+                cells = [f"{rows[b]['img_per_s']:.2f} ({rows[b]['img_per_s_best']:.2f})" if b in rows else "–"
+                         for b in batches]
+                best = max(rows.values(), key=lambda r: r["img_per_s"])
+                score = ssim.get("mean", {}).get(mode) if key == CHAMPION else None
+                lines.append(f"| {mode} | " + " | ".join(cells) + f" | {best['gflop_per_s']:.1f} | "
+                             f"{_f(best['peak_fraction'] * 100 if best['peak_fraction'] is not None else None)} | "
+                             f"{_f(score, 4) if score is not None else '(random weights)'} |")
+            lines.append("")
+        lines += ["Modes: fp32 / bf16 = eager NCHW without / with bf16 autocast; cl+ = channels-last; ts-fp32 / ts-bf16 = "
+                  "the exported TorchScript MLflow pyfunc as served (`pyfunc.predict` on numpy, conversion included). "
+                  "% of peak: fp32 modes against the fp32 peak, bf16 modes against the bf16 peak.", ""]
+    if ssim:
+        fastest = ssim.get("fastest_within_tolerance", {})
+        default = ssim.get("serving_default", {})
+        lines += [f"**Precision choice** (val SSIM over {ssim.get('n')} val items of all categories, each by its "
+                  f"champion): fp32 {ssim['mean']['fp32']:.4f}; modes within {ssim['tolerance']} of fp32: "
+                  f"{', '.join(ssim['modes_within_tolerance'])}. "
+                  + " ".join(f"Fastest of those for the {k.replace('_', ' ')}: **{v['mode']}** ({v['img_per_s']:.2f} img/s, "
+                             f"median at its best batch); the served mode reaches {v['serving_over_fastest']:.2f}× of it."
+                             for k, v in fastest.items())
+                  + " (The full U-Net has random weights: its modes are judged by the champions' SSIM.)"
+                  + f" `serving.dtype: {default.get('serving.dtype')}` resolves to **{default.get('resolves_to')}** on this "
+                  f"CPU (served mode {default.get('mode')}).", ""]
+    train = results.get("train")
+    if train:
+        lines += ["## Training step", "",
+                  f"{train['size']} px, ngf {train['ngf']}, batch {train['batch']}, {train['rounds']} rounds "
+                  f"(generator + PatchGAN step): fp32 {train['img_per_s']['fp32']:.2f} img/s, bf16 "
+                  f"{train['img_per_s']['bf16']:.2f} img/s — bf16/fp32 = **{train['bf16_over_fp32']:.2f}×**.", ""]
+    serve = results.get("serve")
+    if serve:
+        sp = serve.get("serving_params", {})
+        lines += ["## Service (real `bentoml serve`, loopback, httpx async closed loop)", "",
+                  f"Serving params: dtype {sp.get('dtype')}, threads {sp.get('threads')}, batching "
+                  f"{sp.get('batching')}, traffic {sp.get('traffic')}; environment {serve.get('env') or '{}'}. "
+                  f"Sketches: {serve.get('sketches')}. Throughput = OK answers/s while all clients were busy "
+                  f"(whole-run rate in brackets; – where the run had no such window); refused clients wait 1 s "
+                  f"before their next request. CPU ms/req: CPU time of each server process and of the load "
+                  f"generator (client) per OK answer; API = parsing, decoding, preprocessing, PNG encoding.", "",
+                  "| model | setup | endpoint | concurrency | req/s | p50 ms | p95 ms | p99 ms | answers | CPU ms/req |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        names = {CHAMPION: "champion ngf 32", FULL: "full U-Net ngf 64"}
+        setups = {"batching": "adaptive batching", "no_batching": "batching off", "baseline": "baseline handler"}
+        for key in (CHAMPION, FULL):
+            for setup in ("batching", "no_batching", "baseline"):
+                for r in serve.get(key, {}).get(setup, []):
+                    rate = r["steady_rps"] if r.get("steady_rps") is not None else None
+                    answers = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items())
+                    if r.get("errors"):
+                        answers += ", " + ", ".join(f"{k}: {v}" for k, v in r["errors"].items())
+                    cpu = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("cpu_ms_per_ok") or {}).items() if v >= 0.5)
+                    lines.append(f"| {names[key]} | {setups[setup]} | /{r['endpoint']} | {r['concurrency']} | "
+                                 f"{_f(rate, 2)} ({r['throughput_rps']:.2f}) | {_f(r['p50_ms'])} | {_f(r['p95_ms'])} | "
+                                 f"{_f(r['p99_ms'])} | {answers} | {cpu} |")
+        over = serve.get(CHAMPION, {}).get("overload")
+        if over:
+            lines += ["", f"**Overload** (open loop, Poisson arrivals at {over['multiple']:.0f} × the saturated "
+                          f"{over['saturated_rps']:.1f} req/s = {over['offered_rps']:.1f} req/s for "
+                          f"{over['seconds']:.0f} s incl. drain, demo champions): {over['requests']} sent; answers "
+                          f"{', '.join(f'{k}: {v}' for k, v in over['statuses'].items())}"
+                          f"{'; transport errors ' + str(over['errors']) if over['errors'] else '; no transport errors'}. "
+                          f"Accepted: {over['ok']} at {over['throughput_rps']:.2f} req/s, p50 {_f(over['p50_ms'])} ms, "
+                          f"p99 {_f(over['p99_ms'])} ms, max {_f(over['max_ms'])} ms. Refused (429/503): p50 "
+                          f"{_f(over['refused_p50_ms'])} ms, p99 {_f(over['refused_p99_ms'])} ms. After: /readyz "
+                          f"{over['after'].get('readyz')}, a /colorize {over['after'].get('colorize_after')} in "
+                          f"{_f(over['after'].get('colorize_after_ms'))} ms.", ""]
+    search = results.get("search")
+    if search:
+        lines += ["## Catalog search (synthetic clustered vectors, dim 384 = 128 encoder + 256 colour bins)", "",
+                  f"Measured {search.get('date') or results.get('date')}; 1,000 held-out queries per size, one at a "
+                  "time; efSearch = the smallest of 16/32/64/128/256 reaching recall@10 ≥ 0.95 against exact search.", "",
+                  "| products | index | build s | efSearch | p50 ms | p99 ms | recall@10 | exact p99 ms |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for part in search.get("runs", []):
+            if part.get("finished"):
+                for r in part["results"]:
+                    c = r["chosen"]
+                    lines.append(f"| {r['n']:,} | {'/'.join(r['kinds'])} | {r['build_s']:.1f} | {c['ef_search']} | "
+                                 f"{c['p50_ms']:.3f} | {c['p99_ms']:.3f} | {c['recall_at_k']:.3f} | {r['exact_p99_ms']:.3f} |")
+            else:
+                lines.append(f"| {', '.join(f'{n:,}' for n in part['sizes'])} | – | – | – | – | – | – | "
+                             f"{part.get('note') or part.get('skipped') or 'failed'} |")
+        if search.get("runs") and search["runs"][0].get("command"):
+            lines += ["", f"`{search['runs'][0]['command']}` (queries one at a time, as the app calls it).", ""]
+    lines += ["## GPU", "", "No GPU in this run (and CI never has one): every figure above is CPU. "
+              "`python bench/generator_dtype.py --device cuda` and the serve section run unchanged on a GPU host.", ""]
+    notes = BENCH / "NOTES.md"
+    if notes.is_file():
+        lines += [notes.read_text().strip(), ""]
+    return "\n".join(lines)
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--skip-1m", action="store_true", help="skip the 1M-vector search build")
+    parser.add_argument("--budget-minutes", type=float, default=40.0,
+                        help="whole-run budget: the 1M search gets what is left of it, at most --search-1m-minutes")
+    parser.add_argument("--search-1m-minutes", type=float, default=25.0)
+    parser.add_argument("--category", default="top")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--baseline-levels", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--level-seconds", type=float, default=45.0, help="max seconds of sending per level")
+    parser.add_argument("--overload-seconds", type=float, default=15.0)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the servers (e.g. OMP_WAIT_POLICY=PASSIVE)")
+    parser.add_argument("--out", type=Path, default=BENCH / "results.json")
+    parser.add_argument("--readme", type=Path, default=BENCH / "README.md")
+    parser.add_argument("--render-only", action="store_true")
+    args = parser.parse_args(argv)
+
+    results: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.render_only:
+        args.readme.write_text(render_readme(results))
+        return 0
+    if set(args.sections) != set(SECTIONS):
+        log(f"partial run ({', '.join(args.sections)}): other sections keep their figures from {args.out}")
+    else:
+        results = {}
+    started = time.perf_counter()
+    results["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
+    results["sections_run"] = args.sections
+    results["command"] = "python bench/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn, *a, **kw):
+        t0 = time.perf_counter()
+        log(f"== {name}")
+        value = fn(*a, **kw)
+        timings[name] = round(time.perf_counter() - t0, 1)
+        log(f"== {name} done in {timings[name]:.0f} s")
+        return value
+
+    from sketch2fashion.params import categories, load_params
+
+    params = load_params(ROOT / "params.yaml")
+    if "machine" in args.sections or "peak" not in results:
+        results.update(timed("machine", machine_section))
+    env = dict(item.split("=", 1) for item in args.env)
+    need_full = {"generator", "serve"} & set(args.sections)
+    with tempfile.TemporaryDirectory(prefix="s2f-bench-") as tmp:
+        full_root = Path(tmp) / "full-unet"
+        if need_full:
+            from serve_colorize import full_unet_project
+
+            timed("full U-Net project", full_unet_project, full_root, category=args.category)
+        if "generator" in args.sections:
+            results["generator"] = timed("generator", generator_section, full_root, args.category, args.batches,
+                                         args.rounds, results["peak"])
+        if "ssim" in args.sections:
+            results["ssim"] = timed("ssim", ssim_section, list(categories(params)), results.get("generator"))
+        if "train" in args.sections:
+            results["train"] = timed("train", train_section)
+        if "serve" in args.sections:
+            results["serve"] = timed("serve", serve_section, full_root, args.category, args.levels,
+                                     args.baseline_levels, args.overload_seconds, args.level_seconds, env,
+                                     results.get("generator"))
+    if "search" in args.sections:
+        runs = [timed("search 10k/100k", search_section, [10_000, 100_000], 20 * 60, "s2f-bench-search.log")]
+        if args.skip_1m:
+            runs.append({"sizes": [1_000_000], "finished": False, "skipped": "skipped (--skip-1m)"})
+        else:
+            left = args.budget_minutes * 60 - (time.perf_counter() - started) - 60
+            limit = min(args.search_1m_minutes * 60, left)
+            if limit < 120:
+                runs.append({"sizes": [1_000_000], "finished": False,
+                             "skipped": f"skipped: {max(0.0, left) / 60:.1f} min of the {args.budget_minutes:.0f}-min budget left"})
+            else:
+                log(f"search 1M: up to {limit / 60:.1f} min")
+                runs.append(timed("search 1M", search_section, [1_000_000], limit, "s2f-bench-search-1m.log"))
+        results["search"] = {"runs": runs, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    results["section_seconds"] = {**results.get("section_seconds", {}), **timings}
+    results["wall_minutes"] = round((time.perf_counter() - started) / 60, 1)
+    results["device"] = "cpu (no GPU in this session; CI never has one)"
+    results["headline"] = headline(results)
+    for key in ("served_over_raw", "served_over_baseline", "peak_fraction"):
+        results[key] = results["headline"].get(key)
+    ordered = {k: results[k] for k in ("served_over_raw", "served_over_baseline", "peak_fraction", "date", "device")}
+    ordered.update({k: v for k, v in results.items() if k not in ordered})
+    args.out.write_text(json.dumps(ordered, indent=2) + "\n")
+    args.readme.write_text(render_readme(ordered))
+    log(f"wrote {args.out} and {args.readme} ({ordered['wall_minutes']} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -502,7 +502,10 @@ def render_readme(results: dict) -> str:
                           f"p99 {_f(over['p99_ms'])} ms, max {_f(over['max_ms'])} ms. Refused (429/503): p50 "
                           f"{_f(over['refused_p50_ms'])} ms, p99 {_f(over['refused_p99_ms'])} ms. After: /readyz "
                           f"{over['after'].get('readyz')}, a /colorize {over['after'].get('colorize_after')} in "
-                          f"{_f(over['after'].get('colorize_after_ms'))} ms.", ""]
+                          f"{_f(over['after'].get('colorize_after_ms'))} ms. CPU per accepted request: "
+                          f"{', '.join(f'{k} {v:.0f} ms' for k, v in (over.get('cpu_ms_per_ok') or {}).items() if v >= 0.5)}; "
+                          f"cores busy {_f(over.get('cores_busy'), 2)} (load average at the end of the run: "
+                          f"{', '.join(f'{x:.1f}' for x in results.get('loadavg_end', []))}).", ""]
     search = results.get("search")
     if search:
         lines += ["## Catalog search (synthetic clustered vectors, dim 384 = 128 encoder + 256 colour bins)", "",
@@ -613,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(timed("search 1M", search_section, [1_000_000], limit, "s2f-bench-search-1m.log"))
         results["search"] = {"runs": runs, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
     results["section_seconds"] = {**results.get("section_seconds", {}), **timings}
+    results["loadavg_end"] = list(os.getloadavg())
     results["wall_minutes"] = round((time.perf_counter() - started) / 60, 1)
     results["device"] = "cpu (no GPU in this session; CI never has one)"
     results["headline"] = headline(results)

@@ -115,6 +115,13 @@ def gemm_ceiling(n: int = 2048, seconds: float = 2.0) -> dict:
     return out
 
 
+def implied_clock_ghz(machine: dict, gemm: dict) -> float | None:
+    """The clock the bf16 GEMM ceiling needs at 128 FLOP/cycle/core: above /proc/cpuinfo's when boost is on."""
+    if "avx512_bf16" not in machine["flags"] or not gemm.get("bf16_gflops"):
+        return None
+    return round(gemm["bf16_gflops"] / (machine["cores"] * FP32_FLOPS_PER_CYCLE_AVX512 * BF16_DOT_FACTOR), 2)
+
+
 if __name__ == "__main__":
     m = describe()
     print(json.dumps({"machine": m, "peak": peak(m), "gemm": gemm_ceiling()}, indent=2))

@@ -36,7 +36,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import run as run_load  # noqa: E402
-from loadgen import run_open  # noqa: E402
+from loadgen import run_open_raw  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -339,13 +339,26 @@ def cpu_accounting(url: str) -> Iterator[_Cpu]:
         acc.seconds["client"] = (after_usage.ru_utime + after_usage.ru_stime) - (usage.ru_utime + usage.ru_stime)
 
 
+def raw_sketch_request(url: str, endpoint: str, sketches: list[bytes], category: str):
+    """i -> the complete HTTP/1.1 request bytes of sketch i (for loadgen.open_loop_raw)."""
+    host = url.split("//", 1)[1]
+    build = sketch_request(endpoint, sketches, category)
+    raw = []
+    for i in range(len(sketches)):
+        kw = build(i)
+        body = kw["content"]
+        raw.append((f"POST /{endpoint} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {kw['headers']['content-type']}\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n").encode("latin-1") + body)
+    return lambda i: raw[i % len(raw)]
+
+
 def overload(url: str, sketches: list[bytes], category: str, *, rate: float, seconds: float,
              endpoint: str = "colorize", log=print) -> dict:
-    """Open-loop arrivals at `rate`/s for `seconds`; then checks the server still answers."""
+    """Open-loop arrivals at `rate`/s for `seconds` (raw-socket client); then checks the server still answers."""
     request = sketch_request(endpoint, sketches, category)
     with cpu_accounting(url) as cpu:
-        result = run_open(url, request, rate=rate, seconds=seconds, max_requests=int(rate * seconds * 2) + 10,
-                          timeout_s=300)
+        result = run_open_raw(url, raw_sketch_request(url, endpoint, sketches, category), rate=rate, seconds=seconds,
+                              max_requests=int(rate * seconds * 2) + 10, timeout_s=300)
     row = {"endpoint": endpoint, **result.summary(), **cpu.per_request(result.ok)}
     time.sleep(2)
     alive = {"readyz": None, "colorize_after": None}

@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import yaml
 
 from sketch2fashion.imaging.io import encode_png
 from sketch2fashion.params import deep_merge, load_params
+from mlflow_sandbox import MLFLOW_ENV, isolated_mlflow
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = ("top", "pants")
@@ -37,7 +37,6 @@ MODEL = {"ngf": 8, "depth": "auto", "norm": "instance", "dropout": 0.5, "dropout
 POLL_SECONDS = 1.0
 LIMITS = {"max_body_bytes": 2_000_000, "max_pixels": 4_000_000, "min_side": 16, "max_side": 512,
           "max_text_chars": 200, "max_top_k": 100, "default_top_k": 5}
-MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 @dataclass(frozen=True)
@@ -70,26 +69,6 @@ def project_params(root: Path, **serving_overrides) -> dict:
         }, serving_overrides),
     })
     return params
-
-
-@contextlib.contextmanager
-def isolated_mlflow() -> Iterator[None]:
-    """No developer's MLflow server ever receives test runs; global URIs restored afterwards."""
-    saved = {key: os.environ.get(key) for key in MLFLOW_ENV}
-    for key in MLFLOW_ENV:
-        os.environ.pop(key, None)
-    try:
-        yield
-    finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def tiny_generator(seed: int, *, broken: bool = False) -> torch.nn.Module:

@@ -5,11 +5,8 @@ the registry tests use a real SQLite MLflow store in a temporary folder (no mock
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -39,6 +36,7 @@ from sketch2fashion.classifier.training import (
 from sketch2fashion.colorizer.dataset import hint_options
 from sketch2fashion.data.manifest import write_manifest
 from sketch2fashion.registry.tracking import configure, get_or_create_experiment
+from mlflow_sandbox import isolated_mlflow
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "training" / "train_classifier.py"
@@ -46,7 +44,6 @@ SHAPES = ("hat", "top", "skirt")  # drawn as circle, square, triangle
 LOAD = 64
 TINY = {"image_size": 32, "width": 8, "blocks": 4, "dim": 16}
 HINTS = {"min": 0, "max": 4}
-MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def shape_product(kind: int, seed: int, size: int = LOAD) -> ProductImages:
@@ -177,26 +174,6 @@ def test_load_labelled_pairs_products_with_their_category(tmp_path):
     assert len(load_labelled(data, "val", 32, SHAPES).products) == 3
     with pytest.raises(ValueError, match="no 'train' products"):
         load_labelled(data, "train", 32, ["coat", "boot"])
-
-
-@contextlib.contextmanager
-def isolated_mlflow() -> Iterator[None]:
-    """Restore MLflow's global URIs, the env vars it exports and the active run afterwards."""
-    saved = {key: os.environ.get(key) for key in MLFLOW_ENV}
-    for key in MLFLOW_ENV:
-        os.environ.pop(key, None)  # a developer's own server must never receive test runs
-    try:
-        yield
-    finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def load_stage() -> ModuleType:

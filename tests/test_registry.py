@@ -7,7 +7,6 @@ model), which keeps the tests independent of each other and of their order.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -53,10 +52,10 @@ from sketch2fashion.registry.tracking import (
     run_tags,
     tracking_uri,
 )
+from mlflow_sandbox import isolated_mlflow
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
-MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 @dataclass(frozen=True)
@@ -66,26 +65,6 @@ class Store:
     client: MlflowClient
     run_ids: tuple[str, ...]
     generators: tuple[UNetGenerator, ...]
-
-
-@contextlib.contextmanager
-def isolated_mlflow() -> Iterator[None]:
-    """Restore MLflow's global URIs, the env vars it exports and the active run afterwards."""
-    saved = {key: os.environ.get(key) for key in MLFLOW_ENV}
-    for key in MLFLOW_ENV:
-        os.environ.pop(key, None)  # a developer's own server must never receive test runs
-    try:
-        yield
-    finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def tiny_generator(seed: int) -> UNetGenerator:

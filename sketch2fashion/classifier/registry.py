@@ -18,10 +18,11 @@ from typing import Any
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from sketch2fashion.classifier.model import SketchClassifier, load_classifier
+from sketch2fashion.registry.aliases import aliased_version, tag_float
 
 MODEL_NAME = "sketch-classifier"
 ARTIFACT_PATH = "classifier"
@@ -68,14 +69,7 @@ def log_and_register(classifier_file: str | Path, accuracy: float, client: Mlflo
 
 def champion(client: MlflowClient) -> ModelVersion | None:
     """The version behind alias `champion`, None before the first promotion."""
-    try:
-        aliases = client.get_registered_model(MODEL_NAME).aliases
-    except MlflowException as exc:
-        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return None
-        raise
-    version = aliases.get(CHAMPION)
-    return None if version is None else client.get_model_version(MODEL_NAME, str(version))
+    return aliased_version(client, MODEL_NAME, CHAMPION)
 
 
 def promote_if_not_worse(client: MlflowClient, version: int | str) -> Promotion:
@@ -83,7 +77,7 @@ def promote_if_not_worse(client: MlflowClient, version: int | str) -> Promotion:
     candidate = client.get_model_version(MODEL_NAME, str(version))
     accuracy = float(candidate.tags["accuracy"])
     current = champion(client)
-    old = _accuracy(current)
+    old = tag_float(current, "accuracy")
     if current is None:
         promoted, reason = True, "no champion yet"
     elif int(current.version) == int(candidate.version):
@@ -110,10 +104,3 @@ def load_champion(client: MlflowClient, device: str = "cpu") -> SketchClassifier
     with tempfile.TemporaryDirectory(prefix="s2f-classifier-") as tmp:
         local = client.download_artifacts(current.run_id, f"{ARTIFACT_PATH}/{FILE_NAME}", tmp)
         return load_classifier(local, device)
-
-
-def _accuracy(version: ModelVersion | None) -> float | None:
-    try:
-        return float(version.tags["accuracy"]) if version is not None else None
-    except (KeyError, ValueError):
-        return None

@@ -14,7 +14,8 @@ from typing import Any
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
+
+from sketch2fashion.registry.aliases import aliased_version, tag_float
 
 ENCODER_MODEL = "catalog-encoder"
 CHAMPION = "champion"
@@ -55,28 +56,12 @@ def register_encoder(model_uri: str, run_id: str, metrics: Mapping[str, float], 
     client = MlflowClient()
     tags = {k.replace("@", "_at_"): repr(float(v)) for k, v in metrics.items()}
     version = mlflow.register_model(model_uri, ENCODER_MODEL, tags={**tags, "run_id": run_id})
-    current = _champion(client)
+    current = aliased_version(client, ENCODER_MODEL, CHAMPION)
     new_score = float(metrics[score])
-    old_score = _score(current, score)
+    old_score = tag_float(current, score)
     promoted = current is None or old_score is None or new_score >= old_score
     if promoted:
         client.set_registered_model_alias(ENCODER_MODEL, CHAMPION, version.version)
     return {"version": int(version.version), "champion": promoted,
             "previous_champion": None if current is None else int(current.version),
             "reason": f"{score} {new_score:.4f} vs champion {old_score if old_score is not None else 'none'}"}
-
-
-def _champion(client: MlflowClient):
-    try:
-        aliases = client.get_registered_model(ENCODER_MODEL).aliases
-    except MlflowException:
-        return None
-    version = aliases.get(CHAMPION)
-    return None if version is None else client.get_model_version(ENCODER_MODEL, str(version))
-
-
-def _score(version, key: str) -> float | None:
-    try:
-        return float(version.tags[key]) if version is not None else None
-    except (KeyError, ValueError):
-        return None

@@ -24,6 +24,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
+from sketch2fashion.registry.aliases import aliased_version, tag_float
+
 CHAMPION = "champion"
 PREVIOUS = "previous"
 MODEL_PREFIX = "colorizer-"
@@ -133,7 +135,7 @@ def promote_if_better(client: MlflowClient, category: str, version: int | str, *
         return _promote(client, category, candidate, current,
                         f"ssim {new_ssim:.4f} beats champion v{current.version} "
                         f"({old_ssim:.4f}) by {gain:+.4f} >= min_gain {min_gain:g}")
-    new_hint, old_hint = _tag_float(candidate, HINT_TAG), _tag_float(current, HINT_TAG)
+    new_hint, old_hint = tag_float(candidate, HINT_TAG), tag_float(current, HINT_TAG)
     if hint_rule is not None and new_hint is not None and old_hint is not None:
         if old_hint - new_hint >= hint_rule.min_gain and new_ssim >= old_ssim - hint_rule.max_ssim_loss:
             return _promote(client, category, candidate, current,
@@ -221,20 +223,8 @@ def _record(client: MlflowClient, category: str, version: ModelVersion, outcome:
 
 
 def _aliased(client: MlflowClient, category: str, alias: str) -> ModelVersion | None:
-    """The version behind `alias`, None when the alias or the registered model does not exist.
-
-    Reads the model's alias map instead of `get_model_version_by_alias`, whose "no such alias"
-    error code (INVALID_PARAMETER_VALUE) cannot be told apart from a real bad request.
-    """
-    name = registered_model_name(category)
-    try:
-        aliases = client.get_registered_model(name).aliases
-    except MlflowException as exc:
-        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return None
-        raise
-    version = aliases.get(alias)
-    return None if version is None else client.get_model_version(name, str(version))
+    """The version behind `alias`, None when the alias or the registered model does not exist."""
+    return aliased_version(client, registered_model_name(category), alias)
 
 
 def _get_version(client: MlflowClient, category: str, version: int | str) -> ModelVersion:
@@ -265,12 +255,6 @@ def _version_of_run(client: MlflowClient, name: str, run_id: str, artifact_path:
     return None
 
 
-def _tag_float(version: ModelVersion | None, key: str) -> float | None:
-    try:
-        return float(version.tags[key]) if version is not None else None
-    except (KeyError, TypeError, ValueError):
-        return None
-
 
 def _ssim(version: ModelVersion) -> float:
     value = _ssim_or_none(version)
@@ -281,9 +265,4 @@ def _ssim(version: ModelVersion) -> float:
 
 
 def _ssim_or_none(version: ModelVersion | None) -> float | None:
-    if version is None:
-        return None
-    try:
-        return float(version.tags["ssim"])
-    except (KeyError, TypeError, ValueError):
-        return None
+    return tag_float(version, "ssim")

@@ -121,6 +121,15 @@ def test_brand_and_price_filters(catalog, hnsw_index, brand, lo, hi):
     assert hnsw_index.search(vectors[0], 5, brand="nobody") == []
 
 
+@pytest.mark.parametrize("brand,lo,hi", [("acme", None, None), (None, 20.0, 40.0), ("dune", 150.0, None), ("nobody", None, None)])
+def test_row_mask_admits_exactly_what_search_admits(catalog, hnsw_index, brand, lo, hi):
+    vectors, _ = catalog
+    every = hnsw_index.search(vectors[0], len(hnsw_index), category="top", brand=brand, price_min=lo, price_max=hi, exact=True)
+    mask = hnsw_index.row_mask(category="top", brand=brand, price_min=lo, price_max=hi)
+    assert set(hnsw_index.table.ids[mask]) == {h.id for h in every}
+    assert not hnsw_index.row_mask(category="socks").any()
+
+
 def test_persisted_index_reloads_identically(tmp_path, catalog, hnsw_index):
     IndexWriter().write(hnsw_index, tmp_path)
     reader = IndexReader(tmp_path)

@@ -341,12 +341,26 @@ class VectorIndex:
         """Boolean mask over the partition's rows, or None when nothing beyond the category is filtered."""
         if brand_code is None and price_min is None and price_max is None:
             return None
-        rows = slice(part.start, part.start + len(part))
-        mask = np.ones(len(part), dtype=bool)
+        return self._column_mask(slice(part.start, part.start + len(part)), brand_code, price_min, price_max)
+
+    def row_mask(self, *, category: str | None = None, brand: str | None = None,
+                 price_min: float | None = None, price_max: float | None = None) -> np.ndarray:
+        """Boolean mask over all rows that pass the filters `search` applies (for signals scored outside it)."""
+        brand_code = self._brand_code(brand)
+        mask = self._column_mask(slice(None), brand_code, price_min, price_max)
+        if brand is not None and brand_code is None:  # a brand the catalog does not carry
+            mask[:] = False
+        if category is not None:
+            code = self.table.categories.index(category) if category in self.table.categories else -1
+            mask &= self.table.category_codes == code
+        return mask
+
+    def _column_mask(self, rows: slice, brand_code: int | None, price_min: float | None, price_max: float | None) -> np.ndarray:
+        mask = np.ones(len(self.table.ids[rows]), dtype=bool)
         if brand_code is not None:
             mask &= self.table.brand_codes[rows] == brand_code
         if price_min is not None:
-            mask &= self.table.prices[rows] >= price_min
+            mask &= self.table.prices[rows] >= price_min  # NaN (no price) never passes a price filter
         if price_max is not None:
             mask &= self.table.prices[rows] <= price_max
         return mask

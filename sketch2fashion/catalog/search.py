@@ -229,8 +229,10 @@ def _load_snapshot(version_dir: Path, config: IndexConfig) -> _Snapshot:
     encoder = ImageEncoder(**payload["config"])
     encoder.load_state_dict(payload["state_dict"])
     cards = {c["id"]: c for c in json.loads(index.attachments[CARDS_FILE])}
-    text = TextIndex({pid: " ".join(str(c.get(k) or "") for k in ("title", "description", "brand", "color", "category"))
-                      for pid, c in cards.items()})
+    # Documents in the index's row order, so a filter mask over index rows applies to BM25 scores as is.
+    text = TextIndex({str(pid): " ".join(str(cards[str(pid)].get(k) or "")
+                                         for k in ("title", "description", "brand", "color", "category"))
+                      for pid in index.table.ids})
     layout = FeatureLayout.from_dict(json.loads(index.attachments[LAYOUT_FILE]))
     return _Snapshot(version_dir.name, index, encoder.eval(), layout, cards, text)
 
@@ -367,8 +369,7 @@ class Catalog:
         latter get their exact vector score from the embedded index (with a server, 0).
         """
         bm25 = snap.text.scores(text)
-        allowed = np.array([_passes(snap.cards[pid], filters) for pid in snap.text.ids], bool)
-        bm25 = np.where(allowed, bm25, 0.0)
+        bm25 = np.where(snap.index.row_mask(**filters), bm25, 0.0)
         best = float(bm25.max()) if bm25.size else 0.0
         by_id = dict(zip(snap.text.ids, bm25))
         extra = [snap.text.ids[i] for i in np.argsort(-bm25)[: self.settings.candidates] if bm25[i] > 0]
@@ -397,16 +398,3 @@ class Catalog:
 
 _ROW_NORM = float(np.sqrt(2.0))
 """Norm of every catalog row [e, sqrt(h)] (two unit parts); the index stores rows normalised."""
-
-
-def _passes(card: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
-    if filters.get("category") is not None and card["category"] != filters["category"]:
-        return False
-    if filters.get("brand") is not None and card["brand"] != filters["brand"]:
-        return False
-    price = card.get("price")
-    if filters.get("price_min") is not None and (price is None or price < filters["price_min"]):
-        return False
-    if filters.get("price_max") is not None and (price is None or price > filters["price_max"]):
-        return False
-    return True

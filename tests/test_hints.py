@@ -8,6 +8,8 @@ import pytest
 from skimage.measure import label
 
 from sketch2fashion.imaging.hints import (
+    INK_THRESHOLD,
+    SATURATION_THRESHOLD,
     Hints,
     colour_regions,
     compose_sketch,
@@ -155,6 +157,74 @@ def test_split_reads_grey_pencil_as_ink_and_documents_achromatic_hints() -> None
     # Known limit of a single RGB upload: white paint on white paper is paper, which is why the
     # UI sends its hint layer separately.
     assert not hints.mask[30:34, 5:9].any() and (edges[30:34, 5:9] == 255).all()
+
+
+def split_sketch_reference(rgb: np.ndarray, *, ink_threshold: int = INK_THRESHOLD,
+                           saturation_threshold: int = SATURATION_THRESHOLD
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The plain numpy split_sketch (too slow per request) the OpenCV one must match bit for bit."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    chroma = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2).astype(np.int16)
+    hinted = chroma >= saturation_threshold
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    ink = ~hinted & (grey < ink_threshold)
+    edges = np.where(ink, 0, 255).astype(np.uint8)
+    return edges, np.where(hinted[..., None], rgb, 0).astype(np.uint8), hinted.astype(np.uint8)
+
+
+def assert_splits_like_reference(rgb: np.ndarray, **thresholds: int) -> None:
+    edges, hints = split_sketch(rgb, **thresholds)
+    for got, want in zip((edges, hints.rgb, hints.mask), split_sketch_reference(rgb, **thresholds)):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
+
+
+def test_split_matches_reference_on_every_colour() -> None:
+    # Each pixel is split on its own colour, so all 2**24 colours cover every image's content.
+    gb = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij"), axis=2).astype(np.uint8)
+    for red in range(256):
+        assert_splits_like_reference(np.dstack([np.full((256, 256), red, np.uint8), gb]))
+
+
+@pytest.mark.parametrize("ink, saturation", [(INK_THRESHOLD, SATURATION_THRESHOLD), (0, 0), (1, 1),
+                                             (255, 255), (256, 256), (-3, 1000), (1000, -3)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (3, 4), (64, 48), (256, 256)])
+def test_split_matches_reference_on_random_images(shape: tuple[int, int], ink: int, saturation: int) -> None:
+    rgb = np.random.default_rng(shape[0] * 1000 + shape[1]).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    assert_splits_like_reference(rgb, ink_threshold=ink, saturation_threshold=saturation)
+
+
+def test_split_matches_reference_on_grey_ink_and_at_the_thresholds() -> None:
+    t, k = SATURATION_THRESHOLD, INK_THRESHOLD
+    greys = [(v, v, v) for v in range(256)]  # pure grey: chroma 0, grey level v
+    chromas = [(b, b + c, b) for c in (t - 1, t, t + 1) for b in (0, 60, 255 - c)]
+    chromas += [(b + c, b, b + c // 2) for c in (t - 1, t, t + 1) for b in (0, 100)]
+    near_ink = [(v, v, v) for v in (k - 1, k, k + 1)] + [(v + 10, v, v + 5) for v in (k - 8, k - 7, k - 6)]
+    pixels = np.array(greys + chromas + near_ink, np.uint8)[None]
+    edges, hints = split_sketch(pixels)
+    chroma = pixels.max(axis=2).astype(int) - pixels.min(axis=2)
+    assert np.array_equal(hints.mask[0] == 1, chroma[0] >= t)  # t - 1 / t / t + 1 all present
+    assert {k - 1, k, k + 1} <= set(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[0].tolist())
+    assert (edges[0, :k] == 0).all() and (edges[0, k:256] == 255).all()
+    assert_splits_like_reference(pixels)
+    assert_splits_like_reference(pixels, ink_threshold=k + 1, saturation_threshold=t + 1)
+    assert_splits_like_reference(pixels, ink_threshold=k - 1, saturation_threshold=t - 1)
+
+
+def test_split_matches_reference_on_views_and_other_dtypes() -> None:
+    rgb = np.random.default_rng(7).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    rgb[10:20] = (30, 30, 30)
+    rgb[20:25, :, 0] = 250
+    for view in (rgb[..., ::-1], rgb[::2, 1::3], rgb.transpose(1, 0, 2), np.asfortranarray(rgb),
+                 rgb[::-1, ::-1], rgb.astype(np.int64)):
+        assert not view.flags.c_contiguous or view.dtype != np.uint8
+        assert_splits_like_reference(view)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (8, 8, 1), (8, 8, 4), (2, 8, 8, 3)])
+def test_split_refuses_non_rgb_shapes(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="RGB"):
+        split_sketch(np.zeros(shape, np.uint8))
 
 
 @pytest.mark.parametrize("offset", [0, 1])

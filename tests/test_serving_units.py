@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
+import cv2
 import numpy as np
 import pytest
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from sketch2fashion.serving.config import Limits, ServingConfig
 from sketch2fashion.serving.requests import (
     BadRequest, decode_image, parse_category, parse_text, parse_top_k, read_form,
 )
-from sketch2fashion.serving.sketches import count_marks, prepare_sketch, probe_sketch
+from sketch2fashion.serving.sketches import count_marks, encode_photo_png, prepare_sketch, probe_sketch
 
 LIMITS = Limits(max_body_bytes=1000, max_pixels=1_000_000, min_side=16, max_side=256, max_text_chars=10,
                 max_top_k=100, default_top_k=7)
@@ -110,6 +111,20 @@ def test_prepare_sketch_counts_hint_marks():
     assert prepared.edges.shape == (64, 64) and prepared.hint_rgb.shape == (64, 64, 3)
     assert prepared.hints == 3 and prepared.hint_mask.any() and (prepared.edges < 200).any()  # lines, greyed by area averaging
     assert count_marks(np.zeros((8, 8), np.uint8)) == 0
+
+
+@pytest.mark.parametrize("compression", [0, 1, 6, 9])
+@pytest.mark.parametrize("strategy", [cv2.IMWRITE_PNG_STRATEGY_RLE, cv2.IMWRITE_PNG_STRATEGY_DEFAULT])
+def test_photo_png_decodes_to_the_same_rgb_pixels(compression, strategy):
+    rng = np.random.default_rng(compression)
+    photo = np.clip(cv2.GaussianBlur(rng.integers(0, 256, (64, 48, 3)).astype(np.float32), (0, 0), 2)
+                    + rng.normal(0, 3, (64, 48, 3)), 0, 255).astype(np.uint8)
+    photo[:8] = (250, 10, 20)  # a flat red band: R and B must not swap
+    for image in (photo, photo[::2, ::-1]):  # a non-contiguous view too
+        png = encode_photo_png(image, compression, strategy)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decoded.dtype == np.uint8 and np.array_equal(decoded[..., ::-1], image)
 
 
 class ConstantModel:

@@ -5,18 +5,21 @@ BIN    := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `s2f`: run DVC with the project's venv first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup browser test test-fast demo serve smoke bench data dag clean
+.PHONY: help setup system test test-fast demo serve smoke bench data dag clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed browser  ## create .venv, install torch (CPU wheel) then the project with [dev]
+setup: $(VENV)/.installed system  ## create .venv, install torch (CPU wheel) then the project with [dev]
 	@[ -d .dvc ] || $(BIN)/dvc init $$( [ -d .git ] || echo --no-scm )
 
-browser:  ## Debian's chromium for the page tests (Playwright drives it; nothing is downloaded by Playwright)
-	@command -v chromium >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+system:  ## Debian packages: chromium (Playwright drives it for the page tests) g++ and Python headers (torch.compile's CPU kernels)
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	  command -v g++ >/dev/null || missing="$$missing g++"; \
+	  $(PYTHON) -c "import os, sysconfig; exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))" \
+	    || missing="$$missing python3-dev"; \
+	  [ -z "$$missing" ] || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

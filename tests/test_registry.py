@@ -7,6 +7,7 @@ model), which keeps the tests independent of each other and of their order.
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -30,8 +31,9 @@ from sketch2fashion.models.networks import UNetGenerator, init_weights
 from sketch2fashion.registry import promotion
 from sketch2fashion.registry.colorizer_model import (
     CONFIG_FILE,
+    ColorizerModel,
     colorize_png,
-    export_torchscript,
+    export_program,
     log_colorizer,
 )
 from sketch2fashion.registry.promotion import (
@@ -184,30 +186,42 @@ def test_data_hash_follows_only_the_category_own_data(tmp_path):
 
 # --- the model flavor ---------------------------------------------------------------------
 
-@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
-def test_torchscript_export_matches_eager_eval_and_leaves_the_generator_alone(tmp_path):
+def test_export_matches_eager_eval_at_any_batch_and_leaves_the_generator_alone(tmp_path):
     generator = tiny_generator(7).train()
-    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 5, SIZE, SIZE)).astype(np.float32))
-    path = export_torchscript(generator, x[:1], tmp_path / "g.pt")
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 5, SIZE, SIZE)).astype(np.float32))
+    path = export_program(generator, x[:1], tmp_path / "g.pt2")
     assert generator.training and next(generator.parameters()).is_contiguous()
-    loaded = torch.jit.load(str(path))
+    loaded = torch.export.load(str(path)).module()
     with torch.no_grad():
         expected = generator.eval()(x)
-        got = loaded(x)
-        bigger = loaded(torch.zeros(1, 5, 2 * SIZE, 2 * SIZE))  # traced graph is size-agnostic
-    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
-    assert bigger.shape == (1, 3, 2 * SIZE, 2 * SIZE)
+        for n in (1, 3):  # the batch dimension is exported dynamic, batch 1 included
+            np.testing.assert_allclose(loaded(x[:n]).numpy(), expected[:n].numpy(), atol=1e-5)
+        with pytest.raises(Exception):
+            loaded(torch.zeros(1, 5, 2 * SIZE, 2 * SIZE))  # height and width are fixed
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
-def test_exported_convolutions_are_recorded_with_deterministic_cudnn(tmp_path):
-    path = export_torchscript(tiny_generator(0), torch.zeros(1, 5, SIZE, SIZE), tmp_path / "g.pt")
-    convolutions = [node for node in torch.jit.load(str(path)).graph.nodes()
-                    if node.kind() == "aten::_convolution"]
-    assert len(convolutions) == 10  # 5 down + 5 up
-    for node in convolutions:
-        benchmark, deterministic = (arg.toIValue() for arg in list(node.inputs())[9:11])
-        assert (benchmark, deterministic) == (False, True)  # same output for every CUDA call
+def test_a_legacy_torchscript_version_still_loads_and_predicts(tmp_path):
+    """Versions registered before torch.export hold a frozen TorchScript `generator.pt`."""
+    generator = tiny_generator(3).eval()
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 5, SIZE, SIZE)).astype(np.float32)
+    with torch.no_grad():
+        frozen = torch.jit.freeze(torch.jit.trace(copy.deepcopy(generator), torch.from_numpy(x[:1])))
+    torch.jit.save(frozen, str(tmp_path / "generator.pt"))
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({"category": "top", "image_size": SIZE, "depth": 5,
+                                                    "format": "torchscript-frozen-channels-last"}))
+    mlflow.pyfunc.save_model(tmp_path / "model", python_model=ColorizerModel(),
+                             artifacts={"generator": str(tmp_path / "generator.pt"),
+                                        "config": str(tmp_path / CONFIG_FILE)},
+                             pip_requirements=["torch", "numpy"], model_config={"device": "auto", "dtype": "auto"})
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"),
+                                     model_config={"dtype": "fp32", "compile": "auto"})
+    with torch.no_grad():
+        expected = generator(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.predict(x), expected, atol=1e-3)  # channels-last kernels differ slightly
+    # MLflow only lets a load override keys the model was logged with: "compile" is not one of
+    # a legacy version's, so it stays uncompiled either way.
+    assert model.unwrap_python_model().compiled["compiled"] is False
 
 
 def test_logged_model_has_signature_config_and_minimal_requirements(store):
@@ -332,6 +346,26 @@ def test_hint_rule_promotes_clearly_better_hint_colours_at_nearly_equal_ssim(sto
     assert decision.promoted and "hint delta E 12.00 beats" in decision.reason
     assert aliases(store, "hints") == {"champion": v3, "previous": v1}
     assert not promote_if_better(store.client, "hints", v2, min_gain=0.005).promoted  # no rule: SSIM only
+
+
+def test_the_champions_own_weights_in_a_new_format_take_over_only_within_tolerance(store):
+    def reg(run: int, ssim: float, export_format: str | None, epoch: int = 4) -> int:
+        return int(register_version(store.run_ids[run], "reexport", artifact_path="model", ssim=ssim,
+                                    epoch=epoch, export_format=export_format).version)
+
+    legacy = reg(0, 0.700, None)  # registered before the format tag existed
+    promote_if_better(store.client, "reexport", legacy, min_gain=0.005)
+    assert reg(0, 0.700, None) == legacy  # no format given: any version of the run is reused
+    exported = reg(0, 0.697, "torch-export")  # same run and epoch, new format: a new version
+    assert exported != legacy and reg(0, 0.697, "torch-export") == exported  # registered once
+    decision = promote_if_better(store.client, "reexport", exported, min_gain=0.005)
+    assert decision.promoted and decision.reason.startswith(f"re-export of champion v{legacy}")
+    assert aliases(store, "reexport") == {"champion": exported, "previous": legacy}
+    # A re-export that loses more than the tolerance, or another epoch of the same run, must beat it.
+    worse = reg(0, 0.690, "format-3")  # same weights, but 0.007 below the champion
+    assert not promote_if_better(store.client, "reexport", worse, min_gain=0.005).promoted
+    other_epoch = reg(0, 0.696, "other-format", epoch=5)
+    assert not promote_if_better(store.client, "reexport", other_epoch, min_gain=0.005).promoted
 
 
 def test_registering_the_same_run_twice_reuses_its_version(store):

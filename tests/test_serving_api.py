@@ -81,6 +81,9 @@ def test_models_lists_each_category_champion(server):
     for row in rows.values():
         assert row["version"] == 1 and row["ssim"] == pytest.approx(0.5)
         assert isinstance(row["epoch"], int) and len(row["run_id"]) == 32
+        # params.yaml serving.compile: auto, and this machine has a C++ compiler (make setup installs g++)
+        assert row["compiled"]["compiled"] is True, row["compiled"]
+        assert row["compiled"]["batch_sizes"] == [1, 8]
 
 
 def test_search_returns_product_cards(server):

@@ -1,6 +1,6 @@
 """DVC stage `evaluate@<category>`: score the model exactly as it will be served, and log it.
 
-Exports the best generator of `train@<category>` to TorchScript inside an MLflow pyfunc model
+Exports the best generator of `train@<category>` (torch.export) inside an MLflow pyfunc model
 (logged into the training run), loads that model back the way serving does, and scores it on the
 whole val split with the same fixed-seed hints as training. The SSIM reported here — of the
 served artifact, in its serving precision — is what the promotion gate compares.
@@ -22,7 +22,7 @@ from sketch2fashion.colorizer import ColorizerDataset, evaluate_generator
 from sketch2fashion.colorizer.evaluate import sample_grid, save_sample_grid
 from sketch2fashion.models.networks import build_generator
 from sketch2fashion.params import ParamsError, load_params
-from sketch2fashion.registry.colorizer_model import PyfuncGenerator, log_colorizer
+from sketch2fashion.registry.colorizer_model import EXPORT_FORMAT, PyfuncGenerator, log_colorizer
 from sketch2fashion.registry.tracking import configure
 
 ARTIFACT_PATH = "colorizer"
@@ -72,7 +72,7 @@ def evaluate_category(args: argparse.Namespace) -> dict:
         "ssim": round(scores["ssim"], 6), "psnr": round(scores["psnr"], 4), "l1": round(scores["l1"], 6),
         "n": int(scores["n"]), "train_ssim": train_report["ssim"],
         **({"hint_delta_e": round(scores["hint_delta_e"], 3)} if "hint_delta_e" in scores else {}),
-        "artifact_path": ARTIFACT_PATH, "model_uri": info.model_uri,
+        "artifact_path": ARTIFACT_PATH, "model_uri": info.model_uri, "format": EXPORT_FORMAT,
     }
 
 

@@ -95,7 +95,8 @@ def run_gate(category: str, candidate: dict[str, Any], min_gain: float, *, hint_
         lineage[HINT_TAG] = repr(float(candidate[HINT_TAG]))
     version = register_version(run_id, category, artifact_path=str(candidate["artifact_path"]),
                                ssim=float(candidate["ssim"]), epoch=int(candidate["epoch"]),
-                               extra_tags=lineage, model_uri=candidate.get("model_uri"))
+                               extra_tags=lineage, model_uri=candidate.get("model_uri"),
+                               export_format=candidate.get("format"))
     current = champion(client, category)
     if (hint_rule is not None and measure is not None and current is not None
             and current.version != version.version and HINT_TAG not in current.tags and HINT_TAG in lineage):

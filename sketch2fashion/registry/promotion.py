@@ -6,7 +6,9 @@ rollback is one alias move. A retrained version becomes champion only when its v
 beats the champion's by at least `min_gain`, so noise between retrains does not churn the model
 shoppers see — or, with a `HintRule`, when it follows the shopper's colour hints clearly better
 (hint Delta E lower by `min_gain`) at an SSIM no more than `max_ssim_loss` below: SSIM alone
-barely notices a model that paints every garment beige.
+barely notices a model that paints every garment beige. A third way is no new model at all: the
+champion's own weights (same run, same epoch) exported in a new serving format take over when
+they score within `REEXPORT_SSIM_TOLERANCE` of it.
 
 Alias moves are ordered so that an interruption never leaves a category without a champion
 when it had one: promoting moves `previous` first and `champion` second (stopping in between
@@ -43,6 +45,11 @@ class HintRule:
 
 
 HINT_TAG = "hint_delta_e"
+FORMAT_TAG = "format"
+LEGACY_FORMAT = "torchscript-frozen-channels-last"
+"""The format of versions registered before the tag existed (all of them TorchScript)."""
+REEXPORT_SSIM_TOLERANCE = 0.005
+"""How much val SSIM a re-export of the champion's weights may lose (bf16 kernels round differently)."""
 
 
 class PromotionError(RuntimeError):
@@ -84,6 +91,7 @@ def register_version(
     epoch: int,
     extra_tags: Mapping[str, Any] | None = None,
     model_uri: str | None = None,
+    export_format: str | None = None,
 ) -> ModelVersion:
     """Register the model a run logged as a new version of `colorizer-<category>`.
 
@@ -91,16 +99,18 @@ def register_version(
     `models:/m-...` URI of `ModelInfo`) names it exactly; prefer that when a run logged several
     models under one name. Registering a run that already has a version returns that version
     (a re-run DVC stage must not pile up duplicates). Uses the global tracking/registry URI, as
-    set by `tracking.configure()`.
+    set by `tracking.configure()`. With `export_format` (the logged model's serving format), a
+    run's model exported in a new format is a new version; without it any version of the run counts.
     """
     name = registered_model_name(category)
     client = MlflowClient()
-    existing = _version_of_run(client, name, run_id, artifact_path)
+    existing = _version_of_run(client, name, run_id, artifact_path, export_format)
     if existing is not None:
         return existing
     tags = {**{k: str(v) for k, v in (extra_tags or {}).items()},
             "ssim": repr(float(ssim)), "epoch": str(int(epoch)), "category": category,
-            "run_id": run_id, "artifact_path": artifact_path}
+            "run_id": run_id, "artifact_path": artifact_path,
+            **({FORMAT_TAG: export_format} if export_format else {})}
     return mlflow.register_model(model_uri or f"runs:/{run_id}/{artifact_path}", name, tags=tags)
 
 
@@ -135,6 +145,11 @@ def promote_if_better(client: MlflowClient, category: str, version: int | str, *
         return _promote(client, category, candidate, current,
                         f"ssim {new_ssim:.4f} beats champion v{current.version} "
                         f"({old_ssim:.4f}) by {gain:+.4f} >= min_gain {min_gain:g}")
+    if _is_reexport(candidate, current) and new_ssim >= old_ssim - REEXPORT_SSIM_TOLERANCE:
+        return _promote(client, category, candidate, current,
+                        f"re-export of champion v{current.version}'s weights (run {current.run_id}, epoch "
+                        f"{current.tags.get('epoch')}) as {_format(candidate)}: ssim {new_ssim:.4f} vs "
+                        f"{old_ssim:.4f}, within {REEXPORT_SSIM_TOLERANCE:g}")
     new_hint, old_hint = tag_float(candidate, HINT_TAG), tag_float(current, HINT_TAG)
     if hint_rule is not None and new_hint is not None and old_hint is not None:
         if old_hint - new_hint >= hint_rule.min_gain and new_ssim >= old_ssim - hint_rule.max_ssim_loss:
@@ -247,12 +262,25 @@ def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
         return []
 
 
-def _version_of_run(client: MlflowClient, name: str, run_id: str, artifact_path: str) -> ModelVersion | None:
-    """An existing version of `name` registered from this run's `artifact_path`, if any."""
+def _version_of_run(client: MlflowClient, name: str, run_id: str, artifact_path: str,
+                    export_format: str | None = None) -> ModelVersion | None:
+    """An existing version of `name` registered from this run's `artifact_path` (in
+    `export_format`, when given), if any."""
     for mv in _versions(client, name):
-        if mv.run_id == run_id and mv.tags.get("artifact_path", artifact_path) == artifact_path:
+        if mv.run_id == run_id and mv.tags.get("artifact_path", artifact_path) == artifact_path \
+                and (export_format is None or _format(mv) == export_format):
             return mv
     return None
+
+
+def _format(version: ModelVersion) -> str:
+    return version.tags.get(FORMAT_TAG, LEGACY_FORMAT)
+
+
+def _is_reexport(candidate: ModelVersion, current: ModelVersion) -> bool:
+    """The same weights (run and epoch) as the champion, in another serving format."""
+    return (candidate.run_id == current.run_id and candidate.tags.get("epoch") == current.tags.get("epoch")
+            and _format(candidate) != _format(current))
 
 
 

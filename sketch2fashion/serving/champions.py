@@ -54,7 +54,17 @@ class Champion:
     def describe(self) -> dict[str, Any]:
         return {"category": self.category, "version": self.version, "epoch": self.epoch,
                 "ssim": self.ssim, "run_id": self.run_id, "source": self.source,
-                "loaded_at": round(self.loaded_at, 3)}
+                "loaded_at": round(self.loaded_at, 3), "compiled": compile_status(self.model)}
+
+
+def compile_status(model: Any) -> dict[str, Any] | None:
+    """What ColorizerModel says about its torch.compile (None for other pyfunc models)."""
+    unwrap = getattr(model, "unwrap_python_model", None)
+    try:
+        status = getattr(unwrap(), "compiled", None) if unwrap else None
+    except Exception:  # noqa: BLE001 - not a python_model pyfunc
+        return None
+    return dict(status) if isinstance(status, dict) else None
 
 
 def resolve_source(config: ServingConfig) -> str:
@@ -188,7 +198,7 @@ class ChampionBoard:
 
     def _load(self, row: dict[str, Any]) -> Champion:
         category = row["category"]
-        settings = {"device": self.config.device, "dtype": self.config.dtype}
+        settings = self.config.model_config
         try:
             if self.source == REGISTRY:
                 model = self._load_registry_model(category, row)
@@ -217,8 +227,7 @@ class ChampionBoard:
         from sketch2fashion.registry.promotion import registered_model_name
 
         uri = f"models:/{registered_model_name(category)}/{row['version']}"
-        return mlflow.pyfunc.load_model(uri, model_config={"device": self.config.device,
-                                                           "dtype": self.config.dtype})
+        return mlflow.pyfunc.load_model(uri, model_config=self.config.model_config)
 
     def _bundled_rows(self) -> list[dict[str, Any]]:
         from sketch2fashion.serving.bento_models import stored_info, stored_model

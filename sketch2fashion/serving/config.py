@@ -48,6 +48,8 @@ class ServingConfig:
     poll_seconds: float = 30.0
     device: str = "auto"
     dtype: str = "auto"
+    compile: str = "off"
+    compile_batch_sizes: tuple[int, ...] = (1, 8)
     threads: int = 2
     omp_wait_policy: str = "PASSIVE"
     png_compression: int = 6
@@ -84,6 +86,12 @@ class ServingConfig:
         omp_policy = str(section.get("omp_wait_policy", "PASSIVE") or "").upper()
         if omp_policy not in OMP_WAIT_POLICIES:
             raise ParamsError(f"params.yaml serving.omp_wait_policy must be PASSIVE, ACTIVE or \"\", got {omp_policy!r}")
+        compile_setting = str(section.get("compile", "off"))
+        if compile_setting not in ("auto", "on", "off"):
+            raise ParamsError(f"params.yaml serving.compile must be auto, on or off, got {compile_setting!r}")
+        compile_sizes = tuple(sorted({int(b) for b in (section.get("compile_batch_sizes") or [1, 8])}))
+        if compile_sizes[0] < 1:
+            raise ParamsError(f"params.yaml serving.compile_batch_sizes must be positive, got {list(compile_sizes)}")
         png_compression = int(section.get("png_compression", 6))
         if not 0 <= png_compression <= 9:
             raise ParamsError(f"params.yaml serving.png_compression must be 0..9, got {png_compression}")
@@ -95,6 +103,8 @@ class ServingConfig:
             poll_seconds=float(section.get("poll_seconds", 30)),
             device=str(section.get("device", "auto")),
             dtype=str(section.get("dtype", "auto")),
+            compile=compile_setting,
+            compile_batch_sizes=compile_sizes,
             threads=int(section.get("threads", 2)),
             omp_wait_policy=omp_policy,
             png_compression=png_compression,
@@ -107,6 +117,12 @@ class ServingConfig:
             limits=limits,
             classifier=_resolve(project_root, classifier) if classifier else None,
         )
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """How the Colorizer loads each champion (ColorizerModel's MLflow `model_config`)."""
+        return {"device": self.device, "dtype": self.dtype, "compile": self.compile,
+                "batch_sizes": list(self.compile_batch_sizes)}
 
     @property
     def params_path(self) -> Path:

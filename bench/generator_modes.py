@@ -9,10 +9,12 @@ Modes (bench/generator_dtype.py's eager code paths plus the exported model):
 
     fp32      eager NCHW fp32                   bf16      eager NCHW, bf16 autocast
     cl+fp32   eager channels-last fp32          cl+bf16   eager channels-last, bf16 autocast
-    ts-fp32   the TorchScript MLflow pyfunc as served, dtype fp32
-    ts-bf16   the same, dtype bf16 (what `serving.dtype: auto` picks on a CPU with AVX512-BF16)
+    export-fp32    the registered MLflow pyfunc (torch.export program), dtype fp32, uncompiled
+    export-bf16    the same, dtype bf16 (what `serving.dtype: auto` picks on a CPU with AVX512-BF16)
+    compiled-bf16  the same, bf16, torch.compile'd at load (what `serving.compile: auto` adds where
+                   a C++ compiler is present), compiled for exactly the batch sizes timed
 
-The ts-* modes time `pyfunc.predict(numpy)`: the whole served call, with the float32
+The pyfunc modes time `pyfunc.predict(numpy)`: the whole served call, with the float32
 conversion and clamp. Every mode of a batch size is warmed up on that shape, then timed in
 interleaved rounds (generator_dtype.bench_runners); the median and best round are kept.
 
@@ -24,7 +26,6 @@ import argparse
 import json
 import statistics
 import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,10 +38,11 @@ from generator_dtype import MODES, bench_runners, flops_per_image, mode_runner, 
 
 ROOT = Path(__file__).resolve().parents[1]
 EAGER_MODES = ("fp32", "bf16", "cl+fp32", "cl+bf16")
-TS_MODES = {"ts-fp32": "fp32", "ts-bf16": "bf16"}
-ALL_MODES = (*EAGER_MODES, *TS_MODES)
-MODE_DTYPE = {"fp32": "fp32", "bf16": "bf16", "cl+fp32": "fp32", "cl+bf16": "bf16", "ts-fp32": "fp32",
-              "ts-bf16": "bf16"}
+SERVED_MODES = {"export-fp32": ("fp32", "off"), "export-bf16": ("bf16", "off"), "compiled-bf16": ("bf16", "on")}
+"""pyfunc mode -> (dtype, compile) as the Colorizer would load it."""
+ALL_MODES = (*EAGER_MODES, *SERVED_MODES)
+MODE_DTYPE = {"fp32": "fp32", "bf16": "bf16", "cl+fp32": "fp32", "cl+bf16": "bf16", "export-fp32": "fp32",
+              "export-bf16": "bf16", "compiled-bf16": "bf16"}
 
 
 def model_config(ngf: int) -> dict:
@@ -90,21 +92,42 @@ def eager_generator(weights: Path, size: int, cfg: dict) -> nn.Module:
     return generator.eval()
 
 
-def load_pyfunc(uri: str, dtype: str):
+def load_pyfunc(uri: str, dtype: str, compile: str = "off", batch_sizes: list[int] | None = None):
     import mlflow
 
-    return mlflow.pyfunc.load_model(uri, model_config={"device": "cpu", "dtype": dtype})
+    config = {"device": "cpu", "dtype": dtype, "compile": compile}
+    if batch_sizes:
+        config["batch_sizes"] = list(batch_sizes)
+    return mlflow.pyfunc.load_model(uri, model_config=config)
 
 
-def served_dtype(uri: str) -> str:
-    """The precision the served model resolves with its default config (serving.dtype: auto)."""
+def served_pyfuncs(uri: str, modes, batch_sizes: list[int] | None = None) -> dict[str, object]:
+    """The pyfunc modes among `modes`, loaded (compiled ones for `batch_sizes`, else as served)."""
+    return {name: load_pyfunc(uri, *SERVED_MODES[name], batch_sizes=batch_sizes)
+            for name in modes if name in SERVED_MODES}
+
+
+def served_mode(uri: str) -> dict:
+    """The mode the service runs with this project's `serving:` settings (dtype and compile: auto)."""
+    from sketch2fashion.registry.compiled import wants_compile
     from sketch2fashion.serving.config import load_serving_config
 
     config = load_serving_config(ROOT)
     import mlflow
 
     model = mlflow.pyfunc.load_model(uri, model_config={"device": config.device, "dtype": config.dtype})
-    return str(model.unwrap_python_model().dtype).replace("torch.", "")
+    inner = model.unwrap_python_model()
+    dtype = str(inner.dtype).replace("torch.", "")
+    compiled, why = wants_compile(config.compile, inner.device)
+    short = "bf16" if dtype == "bfloat16" else "fp32"
+    return {"serving.dtype": config.dtype, "serving.compile": config.compile, "resolves_to": dtype,
+            "compiled": compiled, "why": why, "mode": f"compiled-{short}" if compiled else f"export-{short}"}
+
+
+def serving_batch_sizes() -> tuple[int, ...]:
+    from sketch2fashion.serving.config import load_serving_config
+
+    return load_serving_config(ROOT).compile_batch_sizes
 
 
 def runners_for(eager: nn.Module, pyfuncs: dict[str, object], x: torch.Tensor,
@@ -113,7 +136,7 @@ def runners_for(eager: nn.Module, pyfuncs: dict[str, object], x: torch.Tensor,
     out: dict[str, Callable[[], object]] = {}
     x_np = x.numpy()
     for name in modes:
-        if name in TS_MODES:
+        if name in SERVED_MODES:
             model = pyfuncs[name]
             out[name] = (lambda m: lambda: m.predict(x_np))(model)
         else:
@@ -175,7 +198,7 @@ class _ModeModule(nn.Module):
 
 
 def mode_callable(name: str, eager: nn.Module | None, pyfuncs: dict[str, object]) -> Callable[[torch.Tensor], torch.Tensor]:
-    if name in TS_MODES:
+    if name in SERVED_MODES:
         model = pyfuncs[name]
         return lambda x: torch.from_numpy(np.asarray(model.predict(x.contiguous().numpy())))
     mode = MODES[name]
@@ -205,7 +228,9 @@ def ssim_by_mode(categories: list[str], size: int, modes: list[str], log: Callab
 
     Eager modes load the checkpoint the champion's training run logged to MLflow, with the
     champion's own model settings; it is checked to be the champion (same output as the
-    registry's TorchScript fp32 within 1e-3) and reported if not.
+    registry's exported fp32 within 1e-3) and reported if not. Compiled modes are compiled for
+    the batch sizes the service compiles (`serving.compile_batch_sizes`), so their SSIM is what
+    the service returns.
     """
     from sketch2fashion.colorizer.evaluate import evaluate_generator
     from sketch2fashion.registry.promotion import registered_model_name
@@ -216,7 +241,7 @@ def ssim_by_mode(categories: list[str], size: int, modes: list[str], log: Callab
     weights_match = {}
     for category in categories:
         uri = f"models:/{registered_model_name(category)}@champion"
-        pyfuncs = {name: load_pyfunc(uri, TS_MODES[name]) for name in modes if name in TS_MODES}
+        pyfuncs = served_pyfuncs(uri, modes, list(serving_batch_sizes()))
         reference = load_pyfunc(uri, "fp32")
         eager = eager_generator(champion_checkpoint(category), size, champion_model_config(reference))
         items = val_items(category, size)
@@ -257,9 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     configure(ROOT)
     size = 256
     uri = f"models:/{registered_model_name(args.category)}@champion"
-    pyfuncs = {name: load_pyfunc(uri, TS_MODES[name]) for name in args.modes if name in TS_MODES}
-    eager = eager_generator(champion_checkpoint(args.category), size, champion_model_config(pyfuncs["ts-fp32"]
-                            if "ts-fp32" in pyfuncs else load_pyfunc(uri, "fp32")))
+    pyfuncs = served_pyfuncs(uri, args.modes, args.batch)
+    eager = eager_generator(champion_checkpoint(args.category), size, champion_model_config(load_pyfunc(uri, "fp32")))
     flops = flops_per_image(eager, torch.zeros(1, 5, size, size))
     rows = time_modes(eager, pyfuncs, size, args.batch, args.modes, args.seconds, args.rounds, 1, flops, {})
     if args.out:

@@ -69,7 +69,7 @@ def compare(category: str, dtype: str, threads: int, batches: list[int], repeats
     for policy, results in runs.items():
         summary[policy] = {b: round(statistics.median(r[b]["ms_per_img_median"] for r in results), 1) for b in results[0]}
     ratio = {b: round(summary["default"][b] / summary["PASSIVE"][b], 2) for b in summary["PASSIVE"]}
-    return {"model": f"colorizer-{category} champion, TorchScript pyfunc, {dtype}, {threads} torch threads",
+    return {"model": f"colorizer-{category} champion, exported pyfunc (uncompiled), {dtype}, {threads} torch threads",
             "ms_per_img": summary, "default_over_passive": ratio, "rounds": rounds, "runs": runs}
 
 

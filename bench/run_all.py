@@ -5,7 +5,7 @@ Sections, in this order (ratios are only ever taken between figures of the same 
 1. machine   CPU, clock, flags, theoretical peak (bench/machine.py) and a measured GEMM ceiling.
 2. generator images/s at batch 1, 8, 32 of the demo champion (ngf 32) and of the full pix2pix
              U-Net (ngf 64, random weights) in fp32, bf16 autocast, channels-last and the served
-             TorchScript pyfunc (bench/generator_modes.py), FLOPs counted by torch.utils.flop_counter.
+             pyfunc, uncompiled and torch.compile'd (bench/generator_modes.py); FLOPs by torch.utils.flop_counter.
 3. ssim      val SSIM of every mode (champions of all categories), the fastest mode within 0.005
              of fp32, and the precision the service resolves (`serving.dtype: auto`).
 4. train     training images/s per step, fp32 vs bf16 (bench/train_step.py).
@@ -69,7 +69,7 @@ def generator_section(full_root: Path, category: str, batches: list[int], rounds
     from generator_dtype import flops_per_image
     from generator_modes import (
         ALL_MODES, champion_checkpoint, champion_model_config, eager_generator, load_pyfunc, model_config,
-        random_generator, time_modes,
+        random_generator, served_pyfuncs, time_modes,
     )
     from serve_colorize import isolated_registry
 
@@ -88,10 +88,10 @@ def generator_section(full_root: Path, category: str, batches: list[int], rounds
         CHAMPION: {"description": f"demo champion colorizer-{category} v{version.version if version else '?'} "
                                   f"(ngf {ngf}, trained), from the MLflow registry",
                    "ngf": ngf, "config": cfg, "eager": eager_generator(champion_checkpoint(category), size, cfg),
-                   "pyfuncs": {"ts-fp32": reference, "ts-bf16": load_pyfunc(uri, "bf16")}, "seconds": 3.0},
+                   "pyfuncs": served_pyfuncs(uri, ALL_MODES, batches), "seconds": 3.0},
     }
     with isolated_registry(full_root):
-        full = {"ts-fp32": load_pyfunc(uri, "fp32"), "ts-bf16": load_pyfunc(uri, "bf16")}
+        full = served_pyfuncs(uri, ALL_MODES, batches)
     models[FULL] = {"description": "full pix2pix U-Net (ngf 64, seeded random weights: speed only), "
                                    "exported and loaded like a champion",
                     "ngf": 64, "config": model_config(64), "eager": random_generator(64, size), "pyfuncs": full,
@@ -117,7 +117,7 @@ def generator_section(full_root: Path, category: str, batches: list[int], rounds
 
 
 def ssim_section(categories: list[str], generator: dict | None) -> dict:
-    from generator_modes import ALL_MODES, served_dtype, ssim_by_mode
+    from generator_modes import ALL_MODES, served_mode, ssim_by_mode
 
     from sketch2fashion.registry.promotion import registered_model_name
     from sketch2fashion.registry.tracking import configure
@@ -127,9 +127,7 @@ def ssim_section(categories: list[str], generator: dict | None) -> dict:
     fp32 = scores["mean"]["fp32"]
     allowed = [m for m in ALL_MODES if scores["mean"][m] >= fp32 - SSIM_TOLERANCE]
     out = {**scores, "tolerance": SSIM_TOLERANCE, "modes_within_tolerance": allowed}
-    dtype = served_dtype(f"models:/{registered_model_name(categories[0])}@champion")
-    out["serving_default"] = {"serving.dtype": "auto", "resolves_to": dtype,
-                              "mode": "ts-bf16" if dtype == "bfloat16" else "ts-fp32"}
+    out["serving_default"] = served_mode(f"models:/{registered_model_name(categories[0])}@champion")
     if generator:
         for key, model in generator["models"].items():
             best = {m: max(r["img_per_s"] for r in model["rows"] if r["mode"] == m) for m in ALL_MODES}
@@ -168,7 +166,7 @@ def serve_section(full_root: Path, category: str, levels: list[int], baseline_le
         baseline_server, bento_server, best_throughput, load_levels, overload, val_sketch_pngs, warm_up,
     )
 
-    from generator_modes import champion_checkpoint, champion_model_config, load_pyfunc, model_config
+    from generator_modes import SERVED_MODES, champion_checkpoint, champion_model_config, load_pyfunc, model_config, served_mode
 
     from sketch2fashion.params import load_params
     from sketch2fashion.registry.tracking import configure
@@ -181,11 +179,12 @@ def serve_section(full_root: Path, category: str, levels: list[int], baseline_le
     # The raw generator in the serving mode at its best batch, timed just before each served
     # level (server idle): served / raw then compares figures taken minutes, not tens of minutes, apart.
     probes = {}
+    mode = served_mode(f"models:/colorizer-{category}@champion")["mode"]
     for key, uri_root in ((CHAMPION, ROOT), (FULL, full_root)):
-        rows = [r for r in ((generator or {}).get("models", {}).get(key, {}).get("rows") or []) if r["mode"] == "ts-bf16"]
+        rows = [r for r in ((generator or {}).get("models", {}).get(key, {}).get("rows") or []) if r["mode"] == mode]
         batch = max(rows, key=lambda r: r["img_per_s"])["batch"] if rows else 8
         with isolated_registry(uri_root):
-            model = load_pyfunc(f"models:/colorizer-{category}@champion", "bf16")
+            model = load_pyfunc(f"models:/colorizer-{category}@champion", *SERVED_MODES[mode], batch_sizes=[batch])
         probes[key] = raw_probe_for(model, batch)
     sketches = val_sketch_pngs(ROOT / "data", category, 256, n=16)
     logs = Path(tempfile.gettempdir())
@@ -307,7 +306,7 @@ def headline(results: dict) -> dict:
         model, served = gen["models"][key], serve[key]
         raw_best = max(r["img_per_s"] for r in model["rows"])
         raw_best_row = max(model["rows"], key=lambda r: r["img_per_s"])
-        serving_mode = (results.get("ssim") or {}).get("serving_default", {}).get("mode", "ts-bf16")
+        serving_mode = (results.get("ssim") or {}).get("serving_default", {}).get("mode", "compiled-bf16")
         raw_b1 = next(r for r in model["rows"] if r["mode"] == serving_mode and r["batch"] == 1)
         fp32_b1 = next(r for r in model["rows"] if r["mode"] == "fp32" and r["batch"] == 1)
         served_best = best_throughput(served["batching"])
@@ -438,7 +437,7 @@ def render_readme(results: dict) -> str:
         lines += ["", f"`results.json`: served_over_raw {head['served_over_raw']}, served_over_baseline "
                       f"{head['served_over_baseline']}, peak_fraction {head['peak_fraction']} (full U-Net). "
                       "Served = the best /colorize rate over the concurrency levels with adaptive batching; raw = "
-                      "the generator in the serving mode (TorchScript pyfunc, bf16) at its best batch, timed in "
+                      "the generator in the serving mode (the pyfunc as served) at its best batch, timed in "
                       "this process just before each served level while the server sat idle (median), so both "
                       "saw the same machine load; the ratio to the generator section's best, timed minutes "
                       "earlier, is given too. Baseline = the best rate of the plain handler over its levels.", ""]
@@ -463,8 +462,10 @@ def render_readme(results: dict) -> str:
                              f"{_f(best['peak_fraction'] * 100 if best['peak_fraction'] is not None else None)} | "
                              f"{_f(score, 4) if score is not None else '(random weights)'} |")
             lines.append("")
-        lines += ["Modes: fp32 / bf16 = eager NCHW without / with bf16 autocast; cl+ = channels-last; ts-fp32 / ts-bf16 = "
-                  "the exported TorchScript MLflow pyfunc as served (`pyfunc.predict` on numpy, conversion included). "
+        lines += ["Modes: fp32 / bf16 = eager NCHW without / with bf16 autocast; cl+ = channels-last; export-fp32 / export-bf16 = "
+                  "the registered MLflow pyfunc (torch.export program) as served uncompiled (`pyfunc.predict` on numpy, "
+                  "conversion included); compiled-bf16 = the same, torch.compile'd (Inductor, frozen weights) at load "
+                  "for the batch sizes timed, as `serving.compile: auto` serves it. "
                   "% of peak: fp32 modes against the fp32 peak, bf16 modes against the bf16 peak.", ""]
     if ssim:
         fastest = ssim.get("fastest_within_tolerance", {})

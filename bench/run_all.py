@@ -188,7 +188,7 @@ def serve_section(full_root: Path, category: str, levels: list[int], baseline_le
         probes[key] = raw_probe_for(model, batch)
     sketches = val_sketch_pngs(ROOT / "data", category, 256, n=16)
     logs = Path(tempfile.gettempdir())
-    kw = {"per_client": 4, "min_requests": 16, "max_seconds": max_seconds, "log": lambda m: log("  " + m)}
+    kw = {"per_client": 12, "min_requests": 24, "max_seconds": max_seconds, "log": lambda m: log("  " + m)}
     out: dict = {"category": category, "levels": levels, "baseline_levels": baseline_levels, "env": env,
                  "serving_params": {k: serving.get(k) for k in ("dtype", "threads", "omp_wait_policy", "batching",
                                                                 "traffic")},

@@ -48,6 +48,7 @@ sys.path.insert(0, str(BENCH))
 SECTIONS = ("machine", "generator", "ssim", "train", "serve", "search")
 CHAMPION, FULL = "champion", "full_unet"
 SSIM_TOLERANCE = 0.005
+SERVING_PLOT = "serving.png"
 
 
 def log(msg: str) -> None:
@@ -371,6 +372,14 @@ def _f(value, digits: int = 1, suffix: str = "") -> str:
     return f"{value}{suffix}"
 
 
+def write_report(results: dict, readme: Path) -> None:
+    """bench/README.md and, beside it, serving.png (bench/plots.py) drawn from the same results."""
+    from plots import plot_serving
+
+    plot_serving(results, readme.with_name(SERVING_PLOT))
+    readme.write_text(render_readme(results))
+
+
 def render_readme(results: dict) -> str:
     m = results.get("machine", {})
     peak = results.get("peak", {})
@@ -489,6 +498,7 @@ def render_readme(results: dict) -> str:
     if serve:
         sp = serve.get("serving_params", {})
         lines += ["## Service (real `bentoml serve`, loopback, httpx async closed loop)", "",
+                  f"![Served /colorize throughput and p99 latency against concurrent clients]({SERVING_PLOT})", "",
                   f"Serving params: dtype {sp.get('dtype')}, threads {sp.get('threads')}, batching "
                   f"{sp.get('batching')}, traffic {sp.get('traffic')}; environment {serve.get('env') or '{}'}. "
                   f"Sketches: {serve.get('sketches')}. Throughput = OK answers/s while all clients were busy "
@@ -577,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
     if args.render_only:
-        args.readme.write_text(render_readme(results))
+        write_report(results, args.readme)
         return 0
     if set(args.sections) != set(SECTIONS):
         log(f"partial run ({', '.join(args.sections)}): other sections keep their figures from {args.out}")
@@ -649,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     ordered = {k: results[k] for k in ("served_over_raw", "served_over_baseline", "peak_fraction", "date", "device")}
     ordered.update({k: v for k, v in results.items() if k not in ordered})
     args.out.write_text(json.dumps(ordered, indent=2) + "\n")
-    args.readme.write_text(render_readme(ordered))
+    write_report(ordered, args.readme)
     log(f"wrote {args.out} and {args.readme} ({ordered['wall_minutes']} min)")
     return 0
 

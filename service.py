@@ -99,7 +99,7 @@ class Catalog:
             return CatalogImage(status=404, error=str(exc))
         except LookupError as exc:
             return CatalogImage(status=503, error=str(exc))
-        return CatalogImage(data=np.frombuffer(data, np.uint8), media_type=media_type)
+        return CatalogImage(data=np.frombuffer(data, np.uint8), content_type=media_type)
 
     @bentoml.on_shutdown
     def stop(self) -> None:

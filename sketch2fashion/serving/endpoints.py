@@ -132,7 +132,7 @@ class Endpoints:
             raise BadRequest(answer.error or "no such product", 404)
         if answer.error or answer.data is None:
             raise Unavailable(answer.error or "the catalog returned no photo")
-        return Response(np.asarray(answer.data, dtype=np.uint8).tobytes(), media_type=answer.media_type,
+        return Response(np.asarray(answer.data, dtype=np.uint8).tobytes(), media_type=answer.content_type,
                         headers={"Cache-Control": "public, max-age=3600",
                                  "X-Content-Type-Options": "nosniff"})
 

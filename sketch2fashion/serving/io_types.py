@@ -50,6 +50,6 @@ class CatalogImage(bentoml.IODescriptor):
     photo; 503: no catalog index yet)."""
 
     data: Optional[Uint8Array] = None
-    media_type: str = ""
+    content_type: str = ""
     status: int = 200
     error: Optional[str] = None

@@ -24,7 +24,7 @@ import json
 import logging
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -113,7 +113,8 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
             # Repeat calls on one input must give the same photo (cuDNN may otherwise pick
             # non-deterministic algorithms; measured on an H100 at the same speed).
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        self.module = self.runner = _load_generator(context.artifacts[GENERATOR_ARTIFACT], self.device)
+        self.module = _load_generator(context.artifacts[GENERATOR_ARTIFACT], self.device)
+        self.runner = _eager_runner(self.module, self.device, self.dtype)
         self.compiled = self._maybe_compile(str(settings["compile"]), settings["batch_sizes"])
 
     def _maybe_compile(self, setting: str, batch_sizes: list[int]) -> dict[str, Any]:
@@ -145,12 +146,7 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
         batch = np.asarray(_single_array(model_input), dtype=np.float32)
         self._check_shape(batch.shape)
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, memory_format=MEMORY_FORMAT)
-        if self.runner is self.module:
-            with torch.inference_mode(), inference_autocast(self.device, self.dtype):
-                y = self.module(x)
-        else:
-            y = self.runner(x)
-        return y.float().clamp(-1.0, 1.0).contiguous().cpu().numpy()
+        return self.runner(x).float().clamp(-1.0, 1.0).contiguous().cpu().numpy()
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         """The exported graph lost the generator's own checks; fail here with a readable message."""
@@ -187,6 +183,15 @@ def _load_generator(path: str, device: torch.device) -> Any:
             return torch.jit.load(path, map_location=device).eval()
     module = torch.export.load(path).module()
     return module.to(device=device, memory_format=MEMORY_FORMAT)
+
+
+def _eager_runner(module: Any, device: torch.device, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The uncompiled generator call: inference mode, in the resolved precision."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), inference_autocast(device, dtype):
+            return module(x)
+
+    return run
 
 
 def _single_array(model_input: Any) -> Any:

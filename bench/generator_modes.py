@@ -107,18 +107,17 @@ def served_pyfuncs(uri: str, modes, batch_sizes: list[int] | None = None) -> dic
             for name in modes if name in SERVED_MODES}
 
 
-def served_mode(uri: str) -> dict:
-    """The mode the service runs with this project's `serving:` settings (dtype and compile: auto)."""
+def served_mode() -> dict:
+    """The mode the service runs with this project's `serving:` settings (dtype and compile: auto),
+    resolved the way ColorizerModel.load_context resolves them."""
+    from sketch2fashion.models.device import pick_device, resolve_dtype
     from sketch2fashion.registry.compiled import wants_compile
     from sketch2fashion.serving.config import load_serving_config
 
     config = load_serving_config(ROOT)
-    import mlflow
-
-    model = mlflow.pyfunc.load_model(uri, model_config={"device": config.device, "dtype": config.dtype})
-    inner = model.unwrap_python_model()
-    dtype = str(inner.dtype).replace("torch.", "")
-    compiled, why = wants_compile(config.compile, inner.device)
+    device = pick_device(config.device)
+    dtype = str(resolve_dtype(device, config.dtype)).replace("torch.", "")
+    compiled, why = wants_compile(config.compile, device)
     short = "bf16" if dtype == "bfloat16" else "fp32"
     return {"serving.dtype": config.dtype, "serving.compile": config.compile, "resolves_to": dtype,
             "compiled": compiled, "why": why, "mode": f"compiled-{short}" if compiled else f"export-{short}"}

@@ -120,7 +120,6 @@ def generator_section(full_root: Path, category: str, batches: list[int], rounds
 def ssim_section(categories: list[str], generator: dict | None) -> dict:
     from generator_modes import ALL_MODES, served_mode, ssim_by_mode
 
-    from sketch2fashion.registry.promotion import registered_model_name
     from sketch2fashion.registry.tracking import configure
 
     configure(ROOT)
@@ -128,7 +127,7 @@ def ssim_section(categories: list[str], generator: dict | None) -> dict:
     fp32 = scores["mean"]["fp32"]
     allowed = [m for m in ALL_MODES if scores["mean"][m] >= fp32 - SSIM_TOLERANCE]
     out = {**scores, "tolerance": SSIM_TOLERANCE, "modes_within_tolerance": allowed}
-    out["serving_default"] = served_mode(f"models:/{registered_model_name(categories[0])}@champion")
+    out["serving_default"] = served_mode()
     if generator:
         for key, model in generator["models"].items():
             best = {m: max(r["img_per_s"] for r in model["rows"] if r["mode"] == m) for m in ALL_MODES}
@@ -180,7 +179,7 @@ def serve_section(full_root: Path, category: str, levels: list[int], baseline_le
     # The raw generator in the serving mode at its best batch, timed just before each served
     # level (server idle): served / raw then compares figures taken minutes, not tens of minutes, apart.
     probes = {}
-    mode = served_mode(f"models:/colorizer-{category}@champion")["mode"]
+    mode = served_mode()["mode"]
     for key, uri_root in ((CHAMPION, ROOT), (FULL, full_root)):
         rows = [r for r in ((generator or {}).get("models", {}).get(key, {}).get("rows") or []) if r["mode"] == mode]
         batch = max(rows, key=lambda r: r["img_per_s"])["batch"] if rows else 8

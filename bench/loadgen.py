@@ -1,8 +1,8 @@
-"""A bounded HTTP load generator (httpx async, loopback only): closed loop and open loop.
+"""A bounded HTTP load generator (loopback only): closed loop (httpx async) and open loop.
 
 Closed loop (`run`): `concurrency` clients each send a request, wait for its answer, and send the
-next, until `requests` were sent or `max_seconds` passed. Open loop (`run_open`): requests
-arrive at `rate` per second (Poisson arrivals, seeded) whether or not earlier ones were
+next, until `requests` were sent or `max_seconds` passed. Open loop (`run_open_raw`, prebuilt
+request bytes over plain asyncio streams): requests arrive at `rate` per second (Poisson arrivals, seeded) whether or not earlier ones were
 answered, for `seconds` or `max_requests` arrivals — the way real shoppers arrive, and the only
 way to push a server past its capacity to see how it sheds load.
 
@@ -52,6 +52,16 @@ class LoadResult:
     @property
     def ok(self) -> int:
         return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    def record(self, status: int, sent: float) -> None:
+        """Count one answer with status `status` to a request sent at perf_counter() `sent`."""
+        now = time.perf_counter()
+        self.statuses[status] += 1
+        if 200 <= status < 300:
+            self.latencies_s.append(now - sent)
+            self.done_at.append(now - self.started)
+        elif status in (429, 503):
+            self.refused_latencies_s.append(now - sent)
 
     def steady_rps(self) -> float | None:
         """OK answers per second while every client was busy, after each had its first answer.
@@ -105,13 +115,7 @@ async def _send(client: httpx.AsyncClient, make_request: RequestFactory, i: int,
     except httpx.HTTPError as exc:
         result.errors[type(exc).__name__] += 1
         return None
-    now = time.perf_counter()
-    result.statuses[response.status_code] += 1
-    if 200 <= response.status_code < 300:
-        result.latencies_s.append(now - sent)
-        result.done_at.append(now - result.started)
-    elif response.status_code in (429, 503):
-        result.refused_latencies_s.append(now - sent)
+    result.record(response.status_code, sent)
     return response.status_code
 
 
@@ -145,43 +149,6 @@ async def closed_loop(base_url: str, make_request: RequestFactory, *, concurrenc
     return result
 
 
-async def open_loop(base_url: str, make_request: RequestFactory, *, rate: float, seconds: float,
-                    max_requests: int, max_in_flight: int = 2048, timeout_s: float = 120.0,
-                    seed: int = 0) -> LoadResult:
-    """Poisson arrivals at `rate`/s for `seconds` (at most `max_requests`), each sent at once.
-
-    The client never waits for answers before sending the next arrival; only `max_in_flight`
-    (far above any server's limit) bounds it, and an arrival beyond it is counted as
-    `client_dropped` instead of being sent.
-    """
-    check_loopback(base_url)
-    rng = np.random.default_rng(seed)
-    result = LoadResult(concurrency=None, seconds=0.0, offered_rps=rate)
-    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-    tasks: set[asyncio.Task] = set()
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as client:
-        result.started = started = time.perf_counter()
-        next_at = 0.0
-        for i in range(max_requests):
-            next_at += float(rng.exponential(1.0 / rate))
-            if next_at > seconds:
-                break
-            delay = started + next_at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if len(tasks) >= max_in_flight:
-                result.errors["client_dropped"] += 1
-                continue
-            task = asyncio.create_task(_send(client, make_request, i, result))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        result.full_until = time.perf_counter() - started
-        if tasks:
-            await asyncio.gather(*tasks)
-        result.seconds = time.perf_counter() - started
-    return result
-
-
 RawRequestFactory = Callable[[int], bytes]
 """i -> one complete HTTP/1.1 request (request line, headers with Content-Length, body)."""
 
@@ -206,9 +173,12 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 async def open_loop_raw(base_url: str, make_request: RawRequestFactory, *, rate: float, seconds: float,
                         max_requests: int, max_in_flight: int = 2048, timeout_s: float = 120.0,
                         seed: int = 0) -> LoadResult:
-    """`open_loop` with prebuilt request bytes over plain asyncio streams (keep-alive pool).
+    """Poisson arrivals at `rate`/s for `seconds` (at most `max_requests`), each sent at once as
+    prebuilt request bytes over plain asyncio streams (keep-alive pool).
 
-    An overload test on a 2-core machine is only as good as its load generator is cheap: httpx
+    The client never waits for answers before sending the next arrival; only `max_in_flight`
+    (far above any server's limit) bounds it, and an arrival beyond it is counted as
+    `client_dropped` instead of being sent. An overload test on a 2-core machine is only as good as its load generator is cheap: httpx
     spent ~25 ms of CPU per request at 160 requests/s (most of a core, taken from the server);
     writing prebuilt bytes and reading the status, headers and body costs a fraction of that.
     """
@@ -252,13 +222,7 @@ async def open_loop_raw(base_url: str, make_request: RawRequestFactory, *, rate:
             if conn is not None:
                 conn[1].close()
             return
-        now = time.perf_counter()
-        result.statuses[status] += 1
-        if 200 <= status < 300:
-            result.latencies_s.append(now - sent)
-            result.done_at.append(now - result.started)
-        elif status in (429, 503):
-            result.refused_latencies_s.append(now - sent)
+        result.record(status, sent)
         if keep:
             idle.append(conn)
         else:
@@ -290,10 +254,6 @@ async def open_loop_raw(base_url: str, make_request: RawRequestFactory, *, rate:
 
 def run(base_url: str, make_request: RequestFactory, **kwargs) -> LoadResult:
     return asyncio.run(closed_loop(base_url, make_request, **kwargs))
-
-
-def run_open(base_url: str, make_request: RequestFactory, **kwargs) -> LoadResult:
-    return asyncio.run(open_loop(base_url, make_request, **kwargs))
 
 
 def run_open_raw(base_url: str, make_request: RawRequestFactory, **kwargs) -> LoadResult:

@@ -141,6 +141,23 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
+def _server_process(cmd: list[str], port: int, env: dict[str, str], ready_path: str, ready_timeout: float,
+                    log_path: Path) -> Iterator[str]:
+    """Run `cmd` (a server on loopback `port`) in its own session, logging to `log_path`; yields
+    its URL once `ready_path` answers 200 and stops the whole process group afterwards."""
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        SERVER_PIDS[url] = proc.pid
+        try:
+            _wait_ready(url, proc, ready_path, ready_timeout, log_path)
+            yield url
+        finally:
+            SERVER_PIDS.pop(url, None)
+            _stop(proc)
+
+
+@contextlib.contextmanager
 def bento_server(overrides: dict | None = None, log_path: Path | None = None, *, project_root: Path = ROOT,
                  env: dict[str, str] | None = None, ready_timeout: float = 300.0) -> Iterator[str]:
     """`bentoml serve service:API` for `project_root`, params.yaml overridden by dotted `overrides`."""
@@ -151,22 +168,14 @@ def bento_server(overrides: dict | None = None, log_path: Path | None = None, *,
         yaml.safe_dump(params, fh)
         params_file = Path(fh.name)
     port = free_port()
-    log_path = log_path or Path(tempfile.gettempdir()) / f"s2f-bench-serve-{port}.log"
     extra = {"S2F_PARAMS": str(params_file), "S2F_PROJECT_ROOT": str(project_root), **(env or {})}
-    log = log_path.open("wb")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("bentoml")), "serve", "service:API",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=child_env(extra), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    SERVER_PIDS[url] = proc.pid
+    cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", "service:API", "--host", "127.0.0.1",
+           "--port", str(port)]
     try:
-        _wait_ready(url, proc, "/readyz", ready_timeout, log_path)
-        yield url
+        with _server_process(cmd, port, child_env(extra), "/readyz", ready_timeout,
+                             log_path or Path(tempfile.gettempdir()) / f"s2f-bench-serve-{port}.log") as url:
+            yield url
     finally:
-        SERVER_PIDS.pop(url, None)
-        _stop(proc)
-        log.close()
         params_file.unlink(missing_ok=True)
 
 
@@ -175,24 +184,16 @@ def baseline_server(*, cfg: dict, weights: Path | None, threads: int = 2, log_pa
                     env: dict[str, str] | None = None) -> Iterator[str]:
     """bench/baseline_server.py on a free loopback port, generator `cfg` (params `model:` settings)."""
     port = free_port()
-    log_path = log_path or Path(tempfile.gettempdir()) / f"s2f-bench-baseline-{port}.log"
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="s2f-bench-model-", delete=False) as fh:
         json.dump(cfg, fh)
         cfg_file = Path(fh.name)
     cmd = [sys.executable, str(ROOT / "bench" / "baseline_server.py"), "--port", str(port), "--config", str(cfg_file),
            "--threads", str(threads)] + (["--weights", str(weights)] if weights else [])
-    log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(env), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    SERVER_PIDS[url] = proc.pid
     try:
-        _wait_ready(url, proc, "/ready", 120, log_path)
-        yield url
+        with _server_process(cmd, port, child_env(env), "/ready", 120,
+                             log_path or Path(tempfile.gettempdir()) / f"s2f-bench-baseline-{port}.log") as url:
+            yield url
     finally:
-        SERVER_PIDS.pop(url, None)
-        _stop(proc)
-        log.close()
         cfg_file.unlink(missing_ok=True)
 
 

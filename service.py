@@ -39,9 +39,12 @@ class Colorizer:
     def __init__(self) -> None:
         import torch
 
+        from sketch2fashion.serving.allocator import keep_freed_memory
         from sketch2fashion.serving.champions import ChampionBoard
 
         torch.set_num_threads(CONFIG.threads)
+        if CONFIG.keep_freed_memory:  # before any batch: big activations stop page-faulting per call
+            keep_freed_memory()
         self.board = ChampionBoard(CONFIG)
         self.board.start()
 

@@ -45,6 +45,12 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+from sketch2fashion.serving.allocator import keep_freed_memory  # noqa: E402
+
+# The Colorizer's malloc setting (`serving.keep_freed_memory`), so the raw generator timed here
+# runs with what the served one runs with, and served / raw compares like with like.
+MALLOC = keep_freed_memory()
+
 SECTIONS = ("machine", "generator", "ssim", "train", "serve", "search")
 CHAMPION, FULL = "champion", "full_unet"
 SSIM_TOLERANCE = 0.005
@@ -98,7 +104,8 @@ def generator_section(full_root: Path, category: str, batches: list[int], rounds
                     "ngf": 64, "config": model_config(64), "eager": random_generator(64, size), "pyfuncs": full,
                     "seconds": 4.0}
     out = {"image_size": size, "batches": batches, "rounds": rounds, "modes": list(ALL_MODES), "models": {},
-           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch_threads": torch.get_num_threads()}
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch_threads": torch.get_num_threads(),
+           "malloc": MALLOC}
     for key, spec in models.items():
         flops = flops_per_image(spec["eager"], torch.zeros(1, 5, size, size))
         log(f"generator {key}: {flops / 1e9:.2f} GFLOP/image")

@@ -36,6 +36,10 @@ def test_config_refuses_unknown_limits_and_auto_category(tmp_path):
         ServingConfig.from_params({"categories": ["top", "auto"]}, tmp_path)
     with pytest.raises(ParamsError, match="model_source"):
         ServingConfig.from_params({"categories": ["top"], "serving": {"model_source": "s3"}}, tmp_path)
+    with pytest.raises(ParamsError, match="keep_freed_memory must be true or false"):
+        ServingConfig.from_params({"categories": ["top"], "serving": {"keep_freed_memory": "no"}}, tmp_path)
+    assert not ServingConfig.from_params({"categories": ["top"], "serving": {"keep_freed_memory": False}},
+                                         tmp_path).keep_freed_memory
 
 
 def test_field_parsers():

@@ -52,6 +52,7 @@ class ServingConfig:
     compile_batch_sizes: tuple[int, ...] = (1, 8)
     threads: int = 2
     omp_wait_policy: str = "PASSIVE"
+    keep_freed_memory: bool = True
     png_compression: int = 6
     max_batch_size: int = 16
     max_latency_ms: int = 200
@@ -107,6 +108,7 @@ class ServingConfig:
             compile_batch_sizes=compile_sizes,
             threads=int(section.get("threads", 2)),
             omp_wait_policy=omp_policy,
+            keep_freed_memory=_flag(section.get("keep_freed_memory", True), "serving.keep_freed_memory"),
             png_compression=png_compression,
             max_batch_size=int(batching.get("max_batch_size", 16)),
             max_latency_ms=int(batching.get("max_latency_ms", 200)),
@@ -169,3 +171,10 @@ def load_project_params(config: ServingConfig) -> dict[str, Any]:
 def _resolve(root: Path, value: str | Path) -> Path:
     path = Path(value)
     return path if path.is_absolute() else root / path
+
+
+def _flag(value: Any, key: str) -> bool:
+    """A YAML boolean; anything else (a quoted "false", 0) is refused rather than guessed."""
+    if not isinstance(value, bool):
+        raise ParamsError(f"params.yaml {key} must be true or false, got {value!r}")
+    return value

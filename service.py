@@ -11,7 +11,10 @@ working folder), read once when this file is imported; see sketch2fashion/servin
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import bentoml
+from bentoml.validators import ContentType
 
 from sketch2fashion.serving.config import apply_omp_wait_policy, load_serving_config
 from sketch2fashion.serving.io_types import (
@@ -26,6 +29,9 @@ TRAFFIC = {"timeout": CONFIG.timeout, "max_concurrency": CONFIG.max_concurrency}
 # requests or 300 s, closes the session with every call on it still in flight: measured 16% of
 # /colorize calls failing at 32 concurrent clients; serving.traffic.session_max_*).
 CONNECTION = {"max_requests": CONFIG.session_max_requests, "max_age": CONFIG.session_max_age}
+# Declared, not inferred: BentoML 1.4 otherwise rebuilds the JSON schema of a list output on
+# every response to find its media type (0.66 ms of the Colorizer's CPU per request, measured).
+JSON = ContentType("application/json")
 # `serving.batching.max_batch_size: 1` turns adaptive batching off (BentoML refuses a batchable API
 # with max_batch_size 1): the API then runs one request at a time, as it arrives.
 BATCHING = ({"batchable": True, "max_batch_size": CONFIG.max_batch_size, "max_latency_ms": CONFIG.max_latency_ms}
@@ -52,7 +58,7 @@ class Colorizer:
         return self.board.ready()
 
     @bentoml.api(**BATCHING)
-    def colorize(self, jobs: list[ColorizeJob]) -> list[ColorizeResult]:
+    def colorize(self, jobs: list[ColorizeJob]) -> Annotated[list[ColorizeResult], JSON]:
         from sketch2fashion.serving.batching import colorize_jobs
 
         return [ColorizeResult(**r) for r in colorize_jobs(self.board.champions, jobs, CONFIG.image_size)]

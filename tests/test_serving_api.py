@@ -225,7 +225,8 @@ def test_monitoring_uses_only_exported_series(server):
     samples = scrape(server.url)
     names = monitoring_series()
     assert {"s2f_model_info", "s2f_requests_total", "s2f_generation_seconds_bucket",
-            "s2f_search_seconds_bucket", "s2f_batch_size_sum", "s2f_hints_per_sketch_bucket"} <= names
+            "s2f_search_seconds_bucket", "s2f_batch_size_sum", "s2f_hints_per_sketch_bucket",
+            "s2f_forward_seconds_sum"} <= names
     missing = sorted(name for name in names if name not in samples)
     assert not missing, f"named in monitoring/ but not on /metrics: {missing}"
     assert exported_names() <= set(samples) | {"s2f_model_swaps_total"}

@@ -5,6 +5,7 @@ import asyncio
 
 import cv2
 import numpy as np
+import prometheus_client
 import pytest
 from starlette.requests import Request
 
@@ -171,7 +172,12 @@ def test_batch_runs_one_pass_per_category_and_keeps_order():
     champions = {"top": Champion("top", 3, 1, 0.5, "r", "registry", top),
                  "hat": Champion("hat", 9, 1, 0.5, "r", "registry", hat)}
     jobs = [Job("top"), Job("hat"), Job("top"), Job("pants"), Job("top", size=16)]
+    metrics.series("s2f_forward_seconds")  # registered before the first sample is read
+    timed = lambda: prometheus_client.REGISTRY.get_sample_value("s2f_forward_seconds_count",  # noqa: E731
+                                                                 {"category": "top"}) or 0.0
+    before = timed()
     results = colorize_jobs(champions, jobs, 32)
+    assert timed() == before + 1  # one timed forward pass for the two "top" sketches
     assert [r["category"] for r in results] == ["top", "hat", "top", "pants", "top"]
     assert top.calls == [2] and hat.calls == [1]
     assert results[0]["version"] == 3 and results[0]["image"].min() == 255

@@ -9,6 +9,7 @@ so one bad group never fails the others.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -47,9 +48,11 @@ def colorize_jobs(champions: Mapping[str, Champion], jobs: Sequence[Job], size: 
             continue
         metrics.observe_batch(category, len(members))
         try:
+            started = time.perf_counter()
             batch = generator_input([jobs[i].edges for i in members], [jobs[i].hint_rgb for i in members],
                                     [jobs[i].hint_mask for i in members])
             photos = photos_to_uint8(champion.model.predict(batch))
+            metrics.observe_forward(category, time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - report per job, keep the other groups
             log.exception("colorizer %s v%s failed on a batch of %d", category, champion.version, len(members))
             for i in members:

@@ -31,6 +31,9 @@ SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
                            ("endpoint",), {"buckets": LATENCY_BUCKETS}),
     "s2f_batch_size": ("histogram", "Sketches per colorizer forward pass (one category each)",
                        ("category",), {"buckets": BATCH_BUCKETS}),
+    "s2f_forward_seconds": ("histogram", "One colorizer forward pass over a batch, conversions included, "
+                            "without batching wait or transport (sum / s2f_batch_size sum = model time per sketch)",
+                            ("category",), {"buckets": LATENCY_BUCKETS}),
     "s2f_hints_per_sketch": ("histogram", "Colour marks (dots, strokes) per uploaded sketch",
                              (), {"buckets": HINT_BUCKETS}),
     "s2f_model_info": ("gauge", "1 for the colorizer version serving each category, 0 for replaced ones",
@@ -84,6 +87,10 @@ def observe_search(endpoint: str, seconds: float) -> None:
 
 def observe_batch(category: str, size: int) -> None:
     series("s2f_batch_size").labels(category=category).observe(size)
+
+
+def observe_forward(category: str, seconds: float) -> None:
+    series("s2f_forward_seconds").labels(category=category).observe(seconds)
 
 
 def observe_hints(count: int) -> None:

@@ -121,6 +121,11 @@ def generator_section(full_root: Path, category: str, batches: list[int], rounds
     log("generator: libgomp wait policy, default vs PASSIVE (separate processes, alternating)")
     out["omp_policy_probe"] = omp_probe.compare(category, "bf16", torch.get_num_threads(), [1, 8], 5, 3)
     log(f"  ms/img {out['omp_policy_probe']['ms_per_img']}")
+    import malloc_probe
+
+    log("generator: glibc malloc, default vs serving.keep_freed_memory (separate processes, alternating)")
+    out["malloc_probe"] = malloc_probe.compare(torch.get_num_threads(), [8, 32], 5, 1)
+    log(f"  {json.dumps(out['malloc_probe']['by_side'])}")
     return out
 
 

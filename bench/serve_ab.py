@@ -14,6 +14,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_colorize import (  # noqa: E402
-    ROOT, bento_server, best_throughput, load_levels, overload, val_sketch_pngs, warm_up,
+    ROOT, bento_server, best_throughput, full_unet_project, load_levels, overload, val_sketch_pngs, warm_up,
 )
 
 
@@ -46,18 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", default="colorize", choices=["colorize", "colorize_and_search"])
     parser.add_argument("--overload", type=float, default=0.0,
                         help="also offer this many requests/s open loop for 15 s (the same rate for every variant)")
+    parser.add_argument("--full-unet", action="store_true",
+                        help="serve the full pix2pix U-Net (ngf 64, scratch project) instead of the demo champions")
+    parser.add_argument("--per-client", type=int, default=4, help="requests per client at the saturated level")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
     variants = [parse_variant(v) for v in args.variant]
     sketches = val_sketch_pngs(ROOT / "data", args.category, 256, n=16)
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in variants}
+    scratch = tempfile.TemporaryDirectory(prefix="s2f-ab-full-unet-") if args.full_unet else None
+    project = full_unet_project(Path(scratch.name), category=args.category) if scratch else ROOT
     for round_no in range(args.rounds):
         for name, overrides, env in variants:
-            with bento_server(overrides, env=env) as url:
+            with bento_server(overrides, env=env, project_root=project) as url:
                 warm_up(url, args.endpoint, sketches, args.category)
                 rows = load_levels(url, args.endpoint, sketches, args.category, [1, args.saturate],
-                                   per_client=4, min_requests=24, max_seconds=40, log=lambda m: None)
+                                   per_client=args.per_client, min_requests=24, max_seconds=40, log=lambda m: None)
                 over = (overload(url, sketches, args.category, rate=args.overload, seconds=15, log=lambda m: None)
                         if args.overload else None)
             lone, sat = rows
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M %Z"), "rounds": args.rounds,
                                         "saturate": args.saturate, "endpoint": args.endpoint,
+                                        "full_unet": args.full_unet, "per_client": args.per_client,
                                         "summary": summary, "runs": runs}, indent=2) + "\n")
     return 0
 

@@ -309,23 +309,49 @@ class _Cpu:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.wall = 0.0
+        self.forward: tuple[float, float] | None = None
+        """(forward seconds, sketches) the Colorizer reported during the block, if it exports them."""
 
     def per_request(self, ok: int) -> dict:
-        """CPU ms per OK answer by process (client = this load generator) and cores busy on average."""
+        """CPU ms per OK answer by process (client = this load generator), cores busy on average,
+        and the Colorizer's forward-pass time per sketch and share of the wall time."""
         if not self.seconds or not ok:
             return {}
-        return {"cpu_ms_per_ok": {k: round(1000 * v / ok, 1) for k, v in sorted(self.seconds.items())},
-                "cpu_ms_per_ok_total": round(1000 * sum(self.seconds.values()) / ok, 1),
-                "cores_busy": round(sum(self.seconds.values()) / self.wall, 2) if self.wall else None}
+        out = {"cpu_ms_per_ok": {k: round(1000 * v / ok, 1) for k, v in sorted(self.seconds.items())},
+               "cpu_ms_per_ok_total": round(1000 * sum(self.seconds.values()) / ok, 1),
+               "cores_busy": round(sum(self.seconds.values()) / self.wall, 2) if self.wall else None}
+        if self.forward and self.forward[1] and self.wall:
+            out["forward_ms_per_img"] = round(1000 * self.forward[0] / self.forward[1], 1)
+            out["forward_busy"] = round(self.forward[0] / self.wall, 2)
+        return out
+
+
+def forward_totals(url: str) -> tuple[float, float] | None:
+    """(sum of s2f_forward_seconds, sum of s2f_batch_size) over categories from a Sketch2Fashion
+    server's /metrics; None for servers without them (the baseline)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    seconds = sketches = 0.0
+    found = False
+    for line in text.splitlines():
+        if line.startswith("s2f_forward_seconds_sum"):
+            seconds, found = seconds + float(line.rsplit(" ", 1)[1]), True
+        elif line.startswith("s2f_batch_size_sum"):
+            sketches += float(line.rsplit(" ", 1)[1])
+    return (seconds, sketches) if found else None
 
 
 @contextlib.contextmanager
 def cpu_accounting(url: str) -> Iterator[_Cpu]:
-    """CPU seconds spent by the server's processes and by this client during the block."""
+    """CPU seconds spent by the server's processes and by this client during the block, and the
+    Colorizer's forward-pass seconds (its /metrics, read before and after)."""
     import resource
 
     acc = _Cpu()
     pid = SERVER_PIDS.get(url)
+    forward_before = forward_totals(url)
     before = process_cpu(pid) if pid else {}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
@@ -334,6 +360,9 @@ def cpu_accounting(url: str) -> Iterator[_Cpu]:
     finally:
         acc.wall = time.perf_counter() - started
         after_usage = resource.getrusage(resource.RUSAGE_SELF)
+        forward_after = forward_totals(url) if forward_before else None
+        if forward_before and forward_after:
+            acc.forward = (forward_after[0] - forward_before[0], forward_after[1] - forward_before[1])
         if pid:
             after = process_cpu(pid)
             acc.seconds = {k: after[k] - before.get(k, 0.0) for k in after}

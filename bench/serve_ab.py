@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from serve_colorize import (  # noqa: E402
 def parse_variant(text: str) -> tuple[str, dict, dict]:
     name, _, rest = text.partition(":")
     overrides, env = {}, {}
-    for item in filter(None, rest.split(",")):
+    for item in filter(None, re.split(r",(?=(?:env:)?[\w.]+=)", rest)):  # commas inside [1,4,8] stay
         key, _, value = item.partition("=")
         if key.startswith("env:"):
             env[key[4:]] = value

@@ -6,9 +6,13 @@ the vector units:
 
 - fp32, AVX-512: 2 FMA pipes x 16 fp32 lanes x 2 FLOPs (multiply + add) = 64 FLOPs/cycle. AMD
   Zen 5 (CPU family 26) and Intel server cores since Skylake-SP have two 512-bit FMA pipes.
-- bf16, AVX512-BF16 `vdpbf16ps`: one instruction multiplies 32 bf16 pairs and adds them into 16
-  fp32 lanes = 64 FLOPs; assuming it issues on both FMA pipes like an FMA, 128 FLOPs/cycle
-  (2x fp32). No AMX here (AMX tiles would be ~16x more).
+- bf16 with AMX (flag `amx_bf16`, Intel Xeon since Sapphire Rapids): one `tdpbf16ps` multiplies a
+  16x32 bf16 tile by a 32x16 one into 16x16 fp32 = 8,192 multiply-adds = 16,384 FLOPs, and the
+  tile unit retires one every 16 cycles: 1,024 FLOPs/cycle per core, Intel's own figure for AMX
+  BF16 (16x AVX-512 fp32).
+- bf16 without AMX, AVX512-BF16 `vdpbf16ps`: one instruction multiplies 32 bf16 pairs and adds
+  them into 16 fp32 lanes = 64 FLOPs; assuming it issues on both FMA pipes like an FMA, 128
+  FLOPs/cycle (2x fp32).
 
 A measured ceiling is given beside it: the best of a few large torch matrix multiplications in
 fp32 and bf16 on the same threads, which is what the convolution kernels can hope for on this
@@ -29,6 +33,7 @@ import time
 FP32_FLOPS_PER_CYCLE_AVX512 = 64
 FP32_FLOPS_PER_CYCLE_AVX2 = 32
 BF16_DOT_FACTOR = 2  # vdpbf16ps: 2x the fp32 FMA FLOPs per instruction
+BF16_FLOPS_PER_CYCLE_AMX = 1024  # tdpbf16ps: 16x16x32 multiply-adds (16,384 FLOPs) per 16 cycles
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -82,19 +87,30 @@ def describe() -> dict:
 
 def peak(machine: dict) -> dict:
     """Theoretical peak GFLOP/s for fp32 and bf16 (see the module docstring), with the derivation."""
-    flags = set(machine["flags"])
-    fp32_per_cycle = FP32_FLOPS_PER_CYCLE_AVX512 if "avx512f" in flags else FP32_FLOPS_PER_CYCLE_AVX2
-    bf16_per_cycle = fp32_per_cycle * BF16_DOT_FACTOR if "avx512_bf16" in flags else fp32_per_cycle
+    fp32_per_cycle = FP32_FLOPS_PER_CYCLE_AVX512 if "avx512f" in machine["flags"] else FP32_FLOPS_PER_CYCLE_AVX2
+    bf16_per_cycle, bf16_how = bf16_flops_per_cycle(machine)
     ghz = machine["clock_mhz"] / 1000.0
     cores = machine["cores"]
     return {
         "fp32_gflops": round(cores * ghz * fp32_per_cycle, 1),
         "bf16_gflops": round(cores * ghz * bf16_per_cycle, 1),
+        "bf16_unit": "amx" if "amx_bf16" in machine["flags"] else "avx512_bf16",
         "derivation": (f"{cores} cores x {ghz:.3f} GHz x {fp32_per_cycle} FLOP/cycle fp32 "
                        f"(2 x 512-bit FMA pipes x 16 lanes x 2) = {cores * ghz * fp32_per_cycle:.0f} GFLOP/s; "
-                       f"bf16 vdpbf16ps (32 bf16 pairs per instruction, assumed 2/cycle like FMA): "
-                       f"{bf16_per_cycle} FLOP/cycle = {cores * ghz * bf16_per_cycle:.0f} GFLOP/s; no AMX"),
+                       f"bf16 {bf16_how}: {bf16_per_cycle} FLOP/cycle = {cores * ghz * bf16_per_cycle:.0f} GFLOP/s"),
     }
+
+
+def bf16_flops_per_cycle(machine: dict) -> tuple[int, str]:
+    """bf16 FLOPs per cycle per core, and which unit gives them (see the module docstring)."""
+    flags = set(machine["flags"])
+    fp32_per_cycle = FP32_FLOPS_PER_CYCLE_AVX512 if "avx512f" in flags else FP32_FLOPS_PER_CYCLE_AVX2
+    if "amx_bf16" in flags:
+        return BF16_FLOPS_PER_CYCLE_AMX, "AMX tdpbf16ps (16x16x32 multiply-adds per 16 cycles)"
+    if "avx512_bf16" in flags:
+        return (fp32_per_cycle * BF16_DOT_FACTOR,
+                "vdpbf16ps (32 bf16 pairs per instruction, assumed 2/cycle like FMA); no AMX")
+    return fp32_per_cycle, "no native bf16: fp32 FMA rate"
 
 
 def gemm_ceiling(n: int = 2048, seconds: float = 2.0) -> dict:
@@ -116,10 +132,10 @@ def gemm_ceiling(n: int = 2048, seconds: float = 2.0) -> dict:
 
 
 def implied_clock_ghz(machine: dict, gemm: dict) -> float | None:
-    """The clock the bf16 GEMM ceiling needs at 128 FLOP/cycle/core: above /proc/cpuinfo's when boost is on."""
+    """The clock the bf16 GEMM ceiling needs at the unit's FLOPs/cycle: above /proc/cpuinfo's when boost is on."""
     if "avx512_bf16" not in machine["flags"] or not gemm.get("bf16_gflops"):
         return None
-    return round(gemm["bf16_gflops"] / (machine["cores"] * FP32_FLOPS_PER_CYCLE_AVX512 * BF16_DOT_FACTOR), 2)
+    return round(gemm["bf16_gflops"] / (machine["cores"] * bf16_flops_per_cycle(machine)[0]), 2)
 
 
 if __name__ == "__main__":

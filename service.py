@@ -2,9 +2,11 @@
 
 - Colorizer (GPU when there is one, else CPU in bf16 where the CPU has it natively): every
   category's champion colorizer; one batchable API that BentoML's adaptive batching feeds and
-  that runs one forward pass per category in the batch. Follows the MLflow registry.
-- Catalog (CPU): product search over the published catalog index, and the products' cached photos.
+  that runs one forward pass per category in the batch. Follows the MLflow registry. With
+  `serving.colorizer: inline` it is not started: the API process holds the champions itself
+  and batches with BentoML's adaptive batching dispatcher there (serving/colorizers.py).
 - API: the public endpoints (serving/web.py, mounted), composed with `bentoml.depends`.
+- Catalog (CPU): product search over the published catalog index, and the products' cached photos.
 
 Settings come from params.yaml `serving:` of the project at `S2F_PROJECT_ROOT` (default: the
 working folder), read once when this file is imported; see sketch2fashion/serving/config.py.
@@ -23,6 +25,7 @@ from sketch2fashion.serving.io_types import (
 from sketch2fashion.serving.web import make_app
 
 CONFIG = load_serving_config()
+INLINE = CONFIG.colorizer == "inline"
 apply_omp_wait_policy(CONFIG)  # before torch loads in this worker (libgomp reads it once)
 TRAFFIC = {"timeout": CONFIG.timeout, "max_concurrency": CONFIG.max_concurrency}
 # How long the API keeps its client session to the Colorizer / Catalog (BentoML's default, 100
@@ -43,35 +46,24 @@ class Colorizer:
     """Holds one champion per category; swaps in new ones as the registry promotes them."""
 
     def __init__(self) -> None:
-        import torch
+        from sketch2fashion.serving.colorizers import ColorizerHost
 
-        from sketch2fashion.serving.allocator import keep_freed_memory
-        from sketch2fashion.serving.champions import ChampionBoard
-
-        torch.set_num_threads(CONFIG.threads)
-        if CONFIG.keep_freed_memory:  # before any batch: big activations stop page-faulting per call
-            keep_freed_memory()
-        self.board = ChampionBoard(CONFIG)
-        self.board.start()
+        self.host = ColorizerHost(CONFIG)
 
     def __is_ready__(self) -> bool:
-        return self.board.ready()
+        return self.host.ready()
 
     @bentoml.api(**BATCHING)
     def colorize(self, jobs: list[ColorizeJob]) -> Annotated[list[ColorizeResult], JSON]:
-        from sketch2fashion.serving.batching import colorize_jobs
-
-        return [ColorizeResult(**r) for r in colorize_jobs(self.board.champions, jobs, CONFIG.image_size)]
+        return self.host.colorize(jobs)
 
     @bentoml.api
     def status(self) -> dict:
-        board = self.board
-        return {"models": board.describe(), "source": board.source, "ready": board.ready(),
-                "poll_seconds": CONFIG.poll_seconds, "last_poll_error": board.last_error}
+        return self.host.status()
 
     @bentoml.on_shutdown
     def stop(self) -> None:
-        self.board.stop()
+        self.host.stop()
 
 
 @bentoml.service(traffic=TRAFFIC, runner_connection=CONNECTION, workers=1)
@@ -115,27 +107,40 @@ class Catalog:
         self.holder.stop()
 
 
-@bentoml.service(traffic=TRAFFIC, workers=1)
+@bentoml.service(resources={"gpu": 1} if INLINE else {}, traffic=TRAFFIC, workers=1)
 @bentoml.asgi_app(make_app(), path="/")
 class API:
     """The public endpoints: /colorize, /search, /colorize_and_search, /models,
     /catalog/images/{id} and the drawing page at /."""
 
-    colorizer = bentoml.depends(Colorizer)
     catalog = bentoml.depends(Catalog)
+    if not INLINE:
+        colorizer_service = bentoml.depends(Colorizer)
 
     def __init__(self) -> None:
         from sketch2fashion.serving.auto_category import load_category_classifier
+        from sketch2fashion.serving.colorizers import ColorizerHost, InlineColorizer, RemoteColorizer
         from sketch2fashion.serving.endpoints import Endpoints
 
+        self.colorizer = (InlineColorizer(ColorizerHost(CONFIG), CONFIG) if INLINE
+                          else RemoteColorizer(self.colorizer_service))
         self.endpoints = Endpoints(CONFIG, self.colorizer, self.catalog, load_category_classifier(CONFIG))
+
+    def __is_ready__(self) -> bool:
+        """Inline: ready once every category has a champion (the Colorizer service says so itself)."""
+        return self.colorizer.ready() if INLINE else True
+
+    @bentoml.on_shutdown
+    def stop(self) -> None:
+        if INLINE:
+            self.colorizer.stop()
 
 
 def _declare_bundled_models() -> None:
     """Declare the champions `s2f bento import` stored, so `bentoml build` packs them."""
     from sketch2fashion.serving.bento_models import bundled_refs
 
-    Colorizer.models.extend(bundled_refs(CONFIG.categories))
+    (API if INLINE else Colorizer).models.extend(bundled_refs(CONFIG.categories))
 
 
 _declare_bundled_models()

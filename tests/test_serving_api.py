@@ -30,10 +30,11 @@ PRODUCT_FIELDS = {"id", "title", "link", "image_link", "price", "currency", "cat
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving")
-    project = make_project(root / "project")
+@pytest.fixture(scope="module", params=["inline", "service"])
+def server(request, tmp_path_factory):
+    """Both places the champions can run (serving.colorizer): in the API process, or a service of their own."""
+    root = tmp_path_factory.mktemp(f"serving-{request.param}")
+    project = make_project(root / "project", colorizer=request.param)
     with BentoServer(project, root / "bentoml-serve.log") as running:
         yield running
 
@@ -201,8 +202,8 @@ def test_concurrent_requests_are_batched(server):
             break
     samples = scrape(server.url)
     assert batched_passes(samples) > before, samples.get("s2f_batch_size_bucket")
-    dispatcher = samples["bentoml_service_adaptive_batch_size_sum"][0][1]
-    assert dispatcher > samples["bentoml_service_adaptive_batch_size_count"][0][1]  # mean batch > 1
+    dispatched = samples["s2f_dispatch_batch_size_sum"][0][1]
+    assert dispatched > samples["s2f_dispatch_batch_size_count"][0][1]  # mean batch > 1
     hints = sum(v for _, v in samples["s2f_hints_per_sketch_sum"])
     assert hints > 0
 

@@ -41,6 +41,9 @@ def test_config_refuses_unknown_limits_and_auto_category(tmp_path):
         ServingConfig.from_params({"categories": ["top"], "serving": {"keep_freed_memory": "no"}}, tmp_path)
     assert not ServingConfig.from_params({"categories": ["top"], "serving": {"keep_freed_memory": False}},
                                          tmp_path).keep_freed_memory
+    with pytest.raises(ParamsError, match="serving.colorizer must be one of"):
+        ServingConfig.from_params({"categories": ["top"], "serving": {"colorizer": "gpu"}}, tmp_path)
+    assert ServingConfig.from_params({"categories": ["top"]}, tmp_path).colorizer == "service"
 
 
 def test_field_parsers():

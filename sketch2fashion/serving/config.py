@@ -20,6 +20,8 @@ from sketch2fashion.params import ParamsError, categories, load_params
 PROJECT_ROOT_ENV = "S2F_PROJECT_ROOT"
 PARAMS_ENV = "S2F_PARAMS"
 MODEL_SOURCES = ("auto", "registry", "bundled")
+COLORIZER_PLACEMENTS = ("inline", "service")
+"""serving.colorizer: the champions in the API process, or in the Colorizer service (serving/colorizers.py)."""
 OMP_WAIT_POLICIES = ("", "PASSIVE", "ACTIVE")
 AUTO_CATEGORY = "auto"
 
@@ -45,6 +47,7 @@ class ServingConfig:
     categories: tuple[str, ...]
     image_size: int
     model_source: str = "auto"
+    colorizer: str = "service"
     poll_seconds: float = 30.0
     device: str = "auto"
     dtype: str = "auto"
@@ -87,6 +90,9 @@ class ServingConfig:
         omp_policy = str(section.get("omp_wait_policy", "PASSIVE") or "").upper()
         if omp_policy not in OMP_WAIT_POLICIES:
             raise ParamsError(f"params.yaml serving.omp_wait_policy must be PASSIVE, ACTIVE or \"\", got {omp_policy!r}")
+        placement = str(section.get("colorizer", "service"))
+        if placement not in COLORIZER_PLACEMENTS:
+            raise ParamsError(f"params.yaml serving.colorizer must be one of {COLORIZER_PLACEMENTS}, got {placement!r}")
         compile_setting = str(section.get("compile", "off"))
         if compile_setting not in ("auto", "on", "off"):
             raise ParamsError(f"params.yaml serving.compile must be auto, on or off, got {compile_setting!r}")
@@ -101,6 +107,7 @@ class ServingConfig:
             categories=cats,
             image_size=int((params.get("image") or {}).get("size", 256)),
             model_source=source,
+            colorizer=placement,
             poll_seconds=float(section.get("poll_seconds", 30)),
             device=str(section.get("device", "auto")),
             dtype=str(section.get("dtype", "auto")),

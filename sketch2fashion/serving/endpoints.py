@@ -40,7 +40,7 @@ class Unavailable(Exception):
 
 
 class Endpoints:
-    """Handlers bound to the API service's dependencies (BentoML remote proxies)."""
+    """Handlers bound to the API service's colorizer (serving/colorizers.py) and Catalog proxy."""
 
     def __init__(self, config: ServingConfig, colorizer: Any, catalog: Any,
                  classify: Classify | None) -> None:
@@ -115,9 +115,9 @@ class Endpoints:
 
     async def _models(self, request: Request, labels: dict[str, str]) -> Response:
         try:
-            status = await self.colorizer.to_async.status()
+            status = await self.colorizer.status()
         except Exception as exc:  # noqa: BLE001
-            raise Unavailable(f"the colorizer service is not answering ({type(exc).__name__})") from exc
+            raise Unavailable(f"the colorizer is not answering ({type(exc).__name__})") from exc
         return JSONResponse(status)
 
     async def _catalog_image(self, request: Request, labels: dict[str, str]) -> Response:
@@ -159,11 +159,10 @@ class Endpoints:
                           hint_mask=prepared.hint_mask)
         started = time.perf_counter()
         try:
-            results = await self.colorizer.to_async.colorize([job])
+            result = await self.colorizer.colorize(job)
         except Exception as exc:  # noqa: BLE001 - overload shedding (503) or the service is down
             raise Unavailable(f"the colorizer cannot take this sketch now ({_why(exc)}); retry shortly") from exc
         metrics.observe_generation(category, time.perf_counter() - started)
-        result = results[0]
         if result.error or result.image is None:
             raise Unavailable(result.error or "the colorizer returned no image")
         return np.asarray(result.image, dtype=np.uint8), result.version

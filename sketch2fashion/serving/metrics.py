@@ -4,8 +4,8 @@ Every series is created on first use, never at import: BentoML runs each service
 process with `PROMETHEUS_MULTIPROC_DIR` set, and prometheus_client picks single- or
 multi-process mode when it is first imported. (prometheus_client is used directly: BentoML
 1.4.39 deprecates its `bentoml.metrics` re-export in favour of it.) The entry service's
-/metrics merges the files of all processes, so a series set in the Colorizer process shows on
-the public /metrics.
+/metrics merges the files of all processes, so a series set in the Colorizer service's process
+(`serving.colorizer: service`) shows on the public /metrics as one set in the API process does.
 
 Label values are bounded: `category` is a configured category, `auto`, or `none`; `outcome` is
 one of OUTCOMES; `version` is a registry version number.
@@ -31,6 +31,9 @@ SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
                            ("endpoint",), {"buckets": LATENCY_BUCKETS}),
     "s2f_batch_size": ("histogram", "Sketches per colorizer forward pass (one category each)",
                        ("category",), {"buckets": BATCH_BUCKETS}),
+    "s2f_dispatch_batch_size": ("histogram", "Sketches per batch as the adaptive batching dispatcher released it "
+                                "(all categories together; the API process's or the Colorizer service's)",
+                                (), {"buckets": BATCH_BUCKETS}),
     "s2f_forward_seconds": ("histogram", "One colorizer forward pass over a batch, conversions included, "
                             "without batching wait or transport (sum / s2f_batch_size sum = model time per sketch)",
                             ("category",), {"buckets": LATENCY_BUCKETS}),
@@ -87,6 +90,10 @@ def observe_search(endpoint: str, seconds: float) -> None:
 
 def observe_batch(category: str, size: int) -> None:
     series("s2f_batch_size").labels(category=category).observe(size)
+
+
+def observe_dispatch(size: int) -> None:
+    series("s2f_dispatch_batch_size").observe(size)
 
 
 def observe_forward(category: str, seconds: float) -> None:

@@ -127,13 +127,11 @@ class API:
         self.endpoints = Endpoints(CONFIG, self.colorizer, self.catalog, load_category_classifier(CONFIG))
 
     def __is_ready__(self) -> bool:
-        """Inline: ready once every category has a champion (the Colorizer service says so itself)."""
-        return self.colorizer.ready() if INLINE else True
+        return self.colorizer.ready()
 
     @bentoml.on_shutdown
     def stop(self) -> None:
-        if INLINE:
-            self.colorizer.stop()
+        self.colorizer.stop()
 
 
 def _declare_bundled_models() -> None:

@@ -115,6 +115,14 @@ class RemoteColorizer:
     async def status(self) -> dict[str, Any]:
         return await self.proxy.to_async.status()
 
+    def ready(self) -> bool:
+        """Always: the Colorizer service answers its own readiness, which BentoML's /readyz of the
+        API checks through its dependency probe."""
+        return True
+
+    def stop(self) -> None:
+        """Nothing to stop here: BentoML closes the proxy and stops the service's process."""
+
 
 def _overloaded() -> ColorizeResult:
     raise ColorizerOverloaded("the colorizer queue is full (serving.batching.max_latency_ms)")

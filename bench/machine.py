@@ -87,30 +87,33 @@ def describe() -> dict:
 
 def peak(machine: dict) -> dict:
     """Theoretical peak GFLOP/s for fp32 and bf16 (see the module docstring), with the derivation."""
-    fp32_per_cycle = FP32_FLOPS_PER_CYCLE_AVX512 if "avx512f" in machine["flags"] else FP32_FLOPS_PER_CYCLE_AVX2
-    bf16_per_cycle, bf16_how = bf16_flops_per_cycle(machine)
+    fp32_per_cycle = fp32_flops_per_cycle(machine)
+    bf16_per_cycle, bf16_unit, bf16_how = bf16_flops_per_cycle(machine)
     ghz = machine["clock_mhz"] / 1000.0
     cores = machine["cores"]
     return {
         "fp32_gflops": round(cores * ghz * fp32_per_cycle, 1),
         "bf16_gflops": round(cores * ghz * bf16_per_cycle, 1),
-        "bf16_unit": "amx" if "amx_bf16" in machine["flags"] else "avx512_bf16",
+        "bf16_unit": bf16_unit,
         "derivation": (f"{cores} cores x {ghz:.3f} GHz x {fp32_per_cycle} FLOP/cycle fp32 "
                        f"(2 x 512-bit FMA pipes x 16 lanes x 2) = {cores * ghz * fp32_per_cycle:.0f} GFLOP/s; "
                        f"bf16 {bf16_how}: {bf16_per_cycle} FLOP/cycle = {cores * ghz * bf16_per_cycle:.0f} GFLOP/s"),
     }
 
 
-def bf16_flops_per_cycle(machine: dict) -> tuple[int, str]:
-    """bf16 FLOPs per cycle per core, and which unit gives them (see the module docstring)."""
+def fp32_flops_per_cycle(machine: dict) -> int:
+    return FP32_FLOPS_PER_CYCLE_AVX512 if "avx512f" in machine["flags"] else FP32_FLOPS_PER_CYCLE_AVX2
+
+
+def bf16_flops_per_cycle(machine: dict) -> tuple[int, str, str]:
+    """bf16 FLOPs per cycle per core, the unit that gives them, and how (see the module docstring)."""
     flags = set(machine["flags"])
-    fp32_per_cycle = FP32_FLOPS_PER_CYCLE_AVX512 if "avx512f" in flags else FP32_FLOPS_PER_CYCLE_AVX2
     if "amx_bf16" in flags:
-        return BF16_FLOPS_PER_CYCLE_AMX, "AMX tdpbf16ps (16x16x32 multiply-adds per 16 cycles)"
+        return BF16_FLOPS_PER_CYCLE_AMX, "amx", "AMX tdpbf16ps (16x16x32 multiply-adds per 16 cycles)"
     if "avx512_bf16" in flags:
-        return (fp32_per_cycle * BF16_DOT_FACTOR,
+        return (fp32_flops_per_cycle(machine) * BF16_DOT_FACTOR, "avx512_bf16",
                 "vdpbf16ps (32 bf16 pairs per instruction, assumed 2/cycle like FMA); no AMX")
-    return fp32_per_cycle, "no native bf16: fp32 FMA rate"
+    return fp32_flops_per_cycle(machine), "fp32", "no native bf16: fp32 FMA rate"
 
 
 def gemm_ceiling(n: int = 2048, seconds: float = 2.0) -> dict:

@@ -13,14 +13,16 @@
   cost almost no CPU, and the request handling and the model's Python-side work now share one
   interpreter.
 
-Both answer the same two calls (`colorize(job)`, `status()`), so the endpoints do not know
-which one they talk to.
+Both answer the same calls (`colorize(job)`, `status()`, `ready()`, `stop()`), so the endpoints
+and the API service do not know which one they talk to.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from sketch2fashion.serving import metrics
+from sketch2fashion.serving.batching import colorize_jobs
 from sketch2fashion.serving.config import ServingConfig
 from sketch2fashion.serving.io_types import ColorizeJob, ColorizeResult
 
@@ -54,9 +56,6 @@ class ColorizerHost:
 
     def colorize(self, jobs: Sequence[ColorizeJob]) -> list[ColorizeResult]:
         """One batch, results in job order (serving/batching.py groups it by category)."""
-        from sketch2fashion.serving import metrics
-        from sketch2fashion.serving.batching import colorize_jobs
-
         metrics.observe_dispatch(len(jobs))
         return [ColorizeResult(**r) for r in colorize_jobs(self.board.champions, jobs, self.config.image_size)]
 

@@ -157,16 +157,27 @@ def train_section() -> dict:
 
 
 def raw_probe_for(pyfunc_model, batch: int, seconds: float = 3.0):
-    """A no-argument callable timing `pyfunc_model.predict` at `batch` for ~`seconds` (img/s, cores busy)."""
+    """A callable of the served level's concurrency timing `pyfunc_model.predict` at `batch` for
+    ~`seconds` (img/s, cores busy); before the lone-request level (concurrency 1) it also times
+    batch 1, the base of that level's latency limit, so the limit is taken in the same minute too.
+    The model must be compiled for both sizes."""
     import numpy as np
     from generator_dtype import time_runner
 
-    x = (np.random.default_rng(1).random((batch, 5, 256, 256), dtype=np.float32) * 2 - 1)
-    pyfunc_model.predict(x)
+    rng = np.random.default_rng(1)
+    inputs = {b: rng.random((b, 5, 256, 256), dtype=np.float32) * 2 - 1 for b in {1, batch}}
+    for x in inputs.values():
+        pyfunc_model.predict(x)
 
-    def probe() -> dict:
-        rate, passes, busy = time_runner(lambda: pyfunc_model.predict(x), batch, seconds)
-        return {"img_per_s": round(rate, 3), "batch": batch, "passes": passes, "cores_busy": round(busy, 2)}
+    def timed(b: int) -> tuple[float, int, float]:
+        return time_runner(lambda: pyfunc_model.predict(inputs[b]), b, seconds)
+
+    def probe(concurrency: int) -> dict:
+        rate, passes, busy = timed(batch)
+        out = {"img_per_s": round(rate, 3), "batch": batch, "passes": passes, "cores_busy": round(busy, 2)}
+        if concurrency == 1:
+            out["batch1_ms"] = round(1000 / timed(1)[0], 1)
+        return out
 
     return probe
 
@@ -196,7 +207,7 @@ def serve_section(full_root: Path, category: str, levels: list[int], baseline_le
         rows = [r for r in ((generator or {}).get("models", {}).get(key, {}).get("rows") or []) if r["mode"] == mode]
         batch = max(rows, key=lambda r: r["img_per_s"])["batch"] if rows else 8
         with isolated_registry(uri_root):
-            model = load_pyfunc(f"models:/colorizer-{category}@champion", *SERVED_MODES[mode], batch_sizes=[batch])
+            model = load_pyfunc(f"models:/colorizer-{category}@champion", *SERVED_MODES[mode], batch_sizes=sorted({1, batch}))
         probes[key] = raw_probe_for(model, batch)
     sketches = val_sketch_pngs(ROOT / "data", category, 256, n=16)
     logs = Path(tempfile.gettempdir())
@@ -339,7 +350,11 @@ def headline(results: dict) -> dict:
         probe_batch = next((r["raw_probe"]["batch"] for r in served["batching"] if r.get("raw_probe")), None)
         baseline_best = best_throughput(served["baseline"])
         lone = _level(served["batching"], "colorize", 1)
-        limit = 1.2 * raw_b1["ms_per_img"] + 15.0
+        # The limit's batch-1 time: timed just before the lone level when the run did (a slow
+        # minute then slows both sides alike), else the generator section's.
+        lone_b1 = ((lone or {}).get("raw_probe") or {}).get("batch1_ms")
+        b1_ms = lone_b1 or raw_b1["ms_per_img"]
+        limit = 1.2 * b1_ms + 15.0
         no_batch = best_throughput(served["no_batching"]) if served.get("no_batching") else None
         best_served_row = _best_row(served["batching"]) or {}
         cpu = best_served_row.get("cpu_ms_per_ok") or {}
@@ -366,7 +381,9 @@ def headline(results: dict) -> dict:
             "served_over_baseline": round(served_best / baseline_best, 2) if baseline_best else None,
             "peak_fraction": model["best"]["peak_fraction"],
             "lone_colorize_p50_ms": lone["p50_ms"] if lone else None,
-            "raw_batch1_ms": raw_b1["ms_per_img"], "raw_batch1_mode": serving_mode,
+            "raw_batch1_ms": b1_ms, "raw_batch1_mode": serving_mode,
+            "raw_batch1_timed": "just before the lone level" if lone_b1 else "in the generator section",
+            "raw_batch1_ms_generator_section": raw_b1["ms_per_img"],
             "lone_limit_ms": round(limit, 1),
             "targets": {
                 "served_over_raw >= 0.85": bool(served_best / (bracket or raw_best) >= 0.85) if (bracket or raw_best) else None,
@@ -450,7 +467,8 @@ def render_readme(results: dict) -> str:
             ("served ÷ baseline ≥ 5", lambda x: f"{x['served_over_baseline']:.2f}× — {yes(x['targets']['served_over_baseline >= 5'])}"),
             ("lone /colorize p50 ≤ 1.2 × raw batch-1 + 15 ms",
              lambda x: f"{_f(x['lone_colorize_p50_ms'])} ms vs {x['lone_limit_ms']:.1f} ms "
-                       f"(raw {x['raw_batch1_mode']} batch 1: {x['raw_batch1_ms']:.1f} ms) — "
+                       f"(raw {x['raw_batch1_mode']} batch 1: {x['raw_batch1_ms']:.1f} ms, timed "
+                       f"{x.get('raw_batch1_timed', 'in the generator section')}) — "
                        f"{yes(x['targets']['lone p50 <= 1.2 x raw batch-1 + 15 ms'])}"),
             ("best GFLOP/s ÷ peak (÷ measured GEMM ceiling)",
              lambda x: f"{_f(x.get('best_gflop_per_s'))} GFLOP/s: "

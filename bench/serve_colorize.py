@@ -288,13 +288,13 @@ def warm_up(url: str, endpoint: str, sketches: list[bytes], category: str, concu
 def load_levels(url: str, endpoint: str, sketches: list[bytes], category: str, levels: list[int], *,
                 per_client: int = 2, min_requests: int = 12, max_seconds: float = 60.0,
                 log=print, probe=None) -> list[dict]:
-    """One closed-loop run per concurrency level. `probe` (optional, no arguments) is called just
-    before each level, with the server idle, and its result kept as the row's `raw_probe`: the raw
-    generator timed in the same minute as the served figure."""
+    """One closed-loop run per concurrency level. `probe` (optional, called with the level's
+    concurrency) runs just before each level, with the server idle, and its result is kept as the
+    row's `raw_probe`: the raw generator timed in the same minute as the served figure."""
     request = sketch_request(endpoint, sketches, category)
     rows = []
     for concurrency in levels:
-        raw = probe() if probe else None
+        raw = probe(concurrency) if probe else None
         with cpu_accounting(url) as cpu:
             result = run_load(url, request, concurrency=concurrency,
                               requests=max(min_requests, per_client * concurrency), max_seconds=max_seconds,

@@ -62,6 +62,7 @@ def project_params(root: Path, **serving_overrides) -> dict:
             "device": "cpu",
             "dtype": "auto",
             "threads": 1,
+            "photo_format": "png",  # the tests ask for JPEG where they mean it
             "batching": {"max_batch_size": 8, "max_latency_ms": 20000},
             "traffic": {"timeout": 60, "max_concurrency": 64},
             "limits": LIMITS,

@@ -120,10 +120,10 @@ def canvas_census(page) -> dict:
 
 
 def wait_for_result(page, timeout_ms: int = 30_000) -> float:
-    """Seconds until the generated photo (a data: PNG) is shown and decoded."""
+    """Seconds until the generated photo (a data: JPEG, as the page asks for) is shown and decoded."""
     started = time.perf_counter()
     page.wait_for_function("""() => { const img = document.getElementById('photo');
-        return !img.hidden && img.src.startsWith('data:image/png;base64,') && img.complete && img.naturalWidth > 0; }""",
+        return !img.hidden && img.src.startsWith('data:image/jpeg;base64,') && img.complete && img.naturalWidth > 0; }""",
                            timeout=timeout_ms)
     return time.perf_counter() - started
 

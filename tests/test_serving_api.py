@@ -75,6 +75,20 @@ def test_colorize_returns_a_png_at_model_size(server):
     assert again.content == response.content  # eval mode: same sketch, same photo
 
 
+def test_colorize_sends_jpeg_on_request_close_to_the_lossless_png(server):
+    png = colorize(server, "top")
+    jpeg = httpx.post(f"{server.url}/colorize", files={"sketch": sketch_file()},
+                      data={"category": "top", "format": "jpeg"}, timeout=60)
+    assert jpeg.status_code == 200, jpeg.text
+    assert jpeg.headers["content-type"] == "image/jpeg" and jpeg.content[:3] == b"\xff\xd8\xff"
+    lossless, lossy = decode_rgb(png.content, min_side=1), decode_rgb(jpeg.content, min_side=1)
+    assert lossy.shape == lossless.shape == (64, 64, 3)
+    # The same photo: the tiny test model draws near-noise, which JPEG smooths, so the check is its
+    # colour and a loose per-pixel bound (colour fidelity on a real image: test_serving_units).
+    assert np.abs(lossy.mean(axis=(0, 1)) - lossless.mean(axis=(0, 1))).max() < 2
+    assert np.abs(lossy.astype(int) - lossless.astype(int)).mean() < 12
+
+
 def test_models_lists_each_category_champion(server):
     body = httpx.get(f"{server.url}/models", timeout=10).json()
     rows = {row["category"]: row for row in body["models"]}
@@ -111,8 +125,12 @@ def test_colorize_and_search(server):
     assert body["category"] == "pants" and body["model_version"] == 1
     import base64
 
+    assert body["image_type"] == "image/png"  # serving.photo_format of the test project
     assert decode_rgb(base64.b64decode(body["image"]), min_side=1).shape == (64, 64, 3)
     assert 1 <= len(body["products"]) <= 2
+    as_jpeg = httpx.post(f"{server.url}/colorize_and_search", files={"sketch": sketch_file()},
+                         data={"category": "pants", "format": "JPG"}, timeout=60).json()
+    assert as_jpeg["image_type"] == "image/jpeg" and base64.b64decode(as_jpeg["image"])[:3] == b"\xff\xd8\xff"
     assert all(set(p) == PRODUCT_FIELDS and p["category"] == "pants" for p in body["products"])
 
 
@@ -144,6 +162,8 @@ def test_bad_fields_are_4xx_json(server):
     url = server.url
     cases = [
         (colorize(server, "dress"), 400, "unknown category"),
+        (httpx.post(f"{url}/colorize", files={"sketch": sketch_file()}, data={"category": "top", "format": "gif"},
+                    timeout=30), 400, "expected one of jpeg, png"),
         (httpx.post(f"{url}/colorize", data={"category": "top"}, timeout=30), 400, "'sketch' is required"),
         (httpx.post(f"{url}/colorize", data={"category": "top", "sketch": "hello"},
                     files={"x": ("x", b"", "text/plain")}, timeout=30), 400, "unknown form field"),

@@ -16,9 +16,11 @@ from sketch2fashion.serving.batching import colorize_jobs
 from sketch2fashion.serving.champions import Champion, ModelRefused, probe
 from sketch2fashion.serving.config import Limits, ServingConfig
 from sketch2fashion.serving.requests import (
-    BadRequest, decode_image, parse_category, parse_text, parse_top_k, read_form,
+    BadRequest, decode_image, parse_category, parse_photo_format, parse_text, parse_top_k, read_form,
 )
-from sketch2fashion.serving.sketches import count_marks, encode_photo_png, prepare_sketch, probe_sketch
+from sketch2fashion.serving.sketches import (
+    count_marks, encode_photo, encode_photo_png, prepare_sketch, probe_sketch,
+)
 
 LIMITS = Limits(max_body_bytes=1000, max_pixels=1_000_000, min_side=16, max_side=256, max_text_chars=10,
                 max_top_k=100, default_top_k=7)
@@ -44,6 +46,10 @@ def test_config_refuses_unknown_limits_and_auto_category(tmp_path):
     with pytest.raises(ParamsError, match="serving.colorizer must be one of"):
         ServingConfig.from_params({"categories": ["top"], "serving": {"colorizer": "gpu"}}, tmp_path)
     assert ServingConfig.from_params({"categories": ["top"]}, tmp_path).colorizer == "service"
+    with pytest.raises(ParamsError, match="photo_format must be one of"):
+        ServingConfig.from_params({"categories": ["top"], "serving": {"photo_format": "webp"}}, tmp_path)
+    with pytest.raises(ParamsError, match="jpeg_quality must be 1..100"):
+        ServingConfig.from_params({"categories": ["top"], "serving": {"jpeg_quality": 0}}, tmp_path)
 
 
 def test_field_parsers():
@@ -61,6 +67,11 @@ def test_field_parsers():
     assert parse_text("red\n dress", LIMITS) == "red dress" and parse_text("   ", LIMITS) is None
     with pytest.raises(BadRequest, match="at most 10"):
         parse_text("x" * 11, LIMITS)
+    formats = ("jpeg", "png")
+    assert parse_photo_format(None, "png", formats) == "png" and parse_photo_format(" ", "jpeg", formats) == "jpeg"
+    assert parse_photo_format("JPG", "png", formats) == "jpeg" and parse_photo_format("png", "jpeg", formats) == "png"
+    with pytest.raises(BadRequest, match="unknown format 'tiff'; expected one of jpeg, png"):
+        parse_photo_format("tiff", "png", formats)
 
 
 def test_decode_image_refuses_bombs_before_decoding_and_shrinks_big_uploads():
@@ -133,6 +144,22 @@ def test_photo_png_decodes_to_the_same_rgb_pixels(compression, strategy):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
         assert decoded.dtype == np.uint8 and np.array_equal(decoded[..., ::-1], image)
+
+
+def test_photo_jpeg_keeps_the_colours_and_is_far_smaller_than_png():
+    rng = np.random.default_rng(0)
+    photo = np.clip(cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3)).astype(np.float32), (0, 0), 2)
+                    + rng.normal(0, 3, (64, 64, 3)), 0, 255).astype(np.uint8)
+    photo[:16] = (250, 10, 20)  # a flat red band: R and B must not swap
+    jpeg = encode_photo(photo, "jpeg", jpeg_quality=92)
+    png = encode_photo(photo, "png", png_compression=1)
+    assert jpeg[:3] == b"\xff\xd8\xff" and png[:8] == b"\x89PNG\r\n\x1a\n"
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert np.abs(decoded[:12].astype(int) - photo[:12]).max() < 12  # the red band stays red
+    assert np.abs(decoded.astype(int) - photo).mean() < 6
+    assert len(jpeg) < len(png) / 2
+    with pytest.raises(ValueError, match="unknown photo format"):
+        encode_photo(photo, "bmp")
 
 
 class ConstantModel:

@@ -23,6 +23,8 @@ MODEL_SOURCES = ("auto", "registry", "bundled")
 COLORIZER_PLACEMENTS = ("inline", "service")
 """serving.colorizer: the champions in the API process, or in the Colorizer service (serving/colorizers.py)."""
 OMP_WAIT_POLICIES = ("", "PASSIVE", "ACTIVE")
+PHOTO_FORMATS = ("jpeg", "png")
+"""How generated photos go out: serving.photo_format, or a request's `format` field."""
 AUTO_CATEGORY = "auto"
 
 
@@ -57,6 +59,8 @@ class ServingConfig:
     omp_wait_policy: str = "PASSIVE"
     keep_freed_memory: bool = True
     png_compression: int = 6
+    photo_format: str = "png"
+    jpeg_quality: int = 92
     max_batch_size: int = 16
     max_latency_ms: int = 200
     timeout: float = 60.0
@@ -102,6 +106,12 @@ class ServingConfig:
         png_compression = int(section.get("png_compression", 6))
         if not 0 <= png_compression <= 9:
             raise ParamsError(f"params.yaml serving.png_compression must be 0..9, got {png_compression}")
+        photo_format = str(section.get("photo_format", "png")).lower()
+        if photo_format not in PHOTO_FORMATS:
+            raise ParamsError(f"params.yaml serving.photo_format must be one of {PHOTO_FORMATS}, got {photo_format!r}")
+        jpeg_quality = int(section.get("jpeg_quality", 92))
+        if not 1 <= jpeg_quality <= 100:
+            raise ParamsError(f"params.yaml serving.jpeg_quality must be 1..100, got {jpeg_quality}")
         return cls(
             project_root=project_root,
             categories=cats,
@@ -117,6 +127,8 @@ class ServingConfig:
             omp_wait_policy=omp_policy,
             keep_freed_memory=_flag(section.get("keep_freed_memory", True), "serving.keep_freed_memory"),
             png_compression=png_compression,
+            photo_format=photo_format,
+            jpeg_quality=jpeg_quality,
             max_batch_size=int(batching.get("max_batch_size", 16)),
             max_latency_ms=int(batching.get("max_latency_ms", 200)),
             timeout=float(traffic.get("timeout", 60)),

@@ -1,4 +1,4 @@
-"""The public endpoints: form in, checks, Colorizer/Catalog calls, JSON or PNG out.
+"""The public endpoints: form in, checks, Colorizer/Catalog calls, JSON or a photo (JPEG or PNG) out.
 
 Each handler answers every failure itself: `BadRequest` -> its 4xx, a dependency that cannot
 answer -> 503, anything unexpected -> 500 (logged); the body is always `{"error": "..."}` and
@@ -21,12 +21,12 @@ from starlette.responses import JSONResponse, Response
 from sketch2fashion.imaging.io import fit_within
 from sketch2fashion.serving import metrics
 from sketch2fashion.serving.auto_category import NO_CLASSIFIER, Classify
-from sketch2fashion.serving.config import AUTO_CATEGORY, ServingConfig
+from sketch2fashion.serving.config import AUTO_CATEGORY, PHOTO_FORMATS, ServingConfig
 from sketch2fashion.serving.io_types import CatalogQuery, ColorizeJob
 from sketch2fashion.serving.requests import (
-    BadRequest, decode_image, parse_category, parse_text, parse_top_k, read_form, require_file,
+    BadRequest, decode_image, parse_category, parse_photo_format, parse_text, parse_top_k, read_form, require_file,
 )
-from sketch2fashion.serving.sketches import PreparedSketch, encode_photo_png, prepare_sketch
+from sketch2fashion.serving.sketches import PHOTO_MEDIA_TYPES, PreparedSketch, encode_photo, prepare_sketch
 
 log = logging.getLogger("sketch2fashion.serving")
 SEARCH_DRAWING_SIDE = 512
@@ -70,14 +70,15 @@ class Endpoints:
 
     # -- handlers -----------------------------------------------------------------------------
     async def _colorize(self, request: Request, labels: dict[str, str]) -> Response:
-        form = await read_form(request, files={"sketch"}, texts={"category"}, limits=self.limits)
+        form = await read_form(request, files={"sketch"}, texts={"category", "format"}, limits=self.limits)
         category = parse_category(form.text("category"), self.config.categories, allow_auto=True, required=True)
         labels["category"] = category
+        fmt = self._photo_format(form.text("format"))
         prepared = await self._prepare(require_file(form, "sketch", "the drawing as PNG or JPEG"))
         category = labels["category"] = await self._resolve_category(category, prepared)
         image, version = await self._generate(prepared, category)
-        png = await anyio.to_thread.run_sync(encode_photo_png, image, self.config.png_compression)
-        return Response(png, media_type="image/png",
+        photo = await self._encode(image, fmt)
+        return Response(photo, media_type=PHOTO_MEDIA_TYPES[fmt],
                         headers={"X-S2F-Category": category, "X-S2F-Model-Version": str(version)})
 
     async def _search(self, request: Request, labels: dict[str, str]) -> Response:
@@ -98,20 +99,22 @@ class Endpoints:
         return JSONResponse({"products": products})
 
     async def _colorize_and_search(self, request: Request, labels: dict[str, str]) -> Response:
-        form = await read_form(request, files={"sketch"}, texts={"category", "text", "top_k"}, limits=self.limits)
+        form = await read_form(request, files={"sketch"}, texts={"category", "text", "top_k", "format"},
+                               limits=self.limits)
         category = parse_category(form.text("category"), self.config.categories, allow_auto=True, required=True)
         labels["category"] = category
         top_k = parse_top_k(form.text("top_k"), self.limits)
         text = parse_text(form.text("text"), self.limits)
+        fmt = self._photo_format(form.text("format"))
         prepared = await self._prepare(require_file(form, "sketch", "the drawing as PNG or JPEG"))
         category = labels["category"] = await self._resolve_category(category, prepared)
         image, version = await self._generate(prepared, category)
-        png = await anyio.to_thread.run_sync(encode_photo_png, image, self.config.png_compression)
+        photo = await self._encode(image, fmt)
         products = await self._find("colorize_and_search", photo=image,
                                     sketch=fit_within(prepared.drawing, SEARCH_DRAWING_SIDE),
                                     text=text, category=category, top_k=top_k)
-        return JSONResponse({"image": base64.b64encode(png).decode("ascii"), "category": category,
-                             "model_version": version, "products": products})
+        return JSONResponse({"image": base64.b64encode(photo).decode("ascii"), "image_type": PHOTO_MEDIA_TYPES[fmt],
+                             "category": category, "model_version": version, "products": products})
 
     async def _models(self, request: Request, labels: dict[str, str]) -> Response:
         try:
@@ -145,6 +148,13 @@ class Endpoints:
         prepared = await anyio.to_thread.run_sync(prepare_sketch, rgb, self.config.image_size)
         metrics.observe_hints(prepared.hints)
         return prepared
+
+    def _photo_format(self, value: str | None) -> str:
+        return parse_photo_format(value, self.config.photo_format, PHOTO_FORMATS)
+
+    async def _encode(self, image: np.ndarray, fmt: str) -> bytes:
+        return await anyio.to_thread.run_sync(lambda: encode_photo(
+            image, fmt, png_compression=self.config.png_compression, jpeg_quality=self.config.jpeg_quality))
 
     async def _resolve_category(self, category: str, prepared: PreparedSketch) -> str:
         """The asked category, or the classifier's answer for `auto` (the hook in auto_category)."""

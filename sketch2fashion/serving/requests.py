@@ -173,6 +173,17 @@ def parse_top_k(value: str | None, limits: Limits) -> int:
     return top_k
 
 
+def parse_photo_format(value: str | None, default: str, choices: Iterable[str]) -> str:
+    """The `format` field: how the generated photo is sent back (default: serving.photo_format)."""
+    if value is None or not value.strip():
+        return default
+    text = value.strip().lower()
+    text = "jpeg" if text == "jpg" else text
+    if text not in set(choices):
+        raise BadRequest(f"unknown format {_quote(value)}; expected one of {_listing(choices)}")
+    return text
+
+
 def parse_text(value: str | None, limits: Limits) -> str | None:
     if value is None:
         return None

@@ -80,6 +80,31 @@ def encode_photo_png(photo: np.ndarray, compression: int = 6,
     return buf.tobytes()
 
 
+def encode_photo_jpeg(photo: np.ndarray, quality: int = 92) -> bytes:
+    """A generated photo (S x S x 3 uint8 RGB) as baseline JPEG at `quality` (1-100)."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(photo[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+PHOTO_MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+def encode_photo(photo: np.ndarray, fmt: str, *, png_compression: int = 6, jpeg_quality: int = 92) -> bytes:
+    """A generated photo in `fmt` (PHOTO_MEDIA_TYPES' keys).
+
+    Why JPEG exists at all: a generated 256 px photo is textured, so even fast PNG settings take
+    ~2.3 ms of the API's CPU and ~92 KB; JPEG at quality 92 takes ~0.4 ms and ~10 KB
+    (bench/NOTES.md, `python bench/api_steps.py`). PNG stays for clients that want it lossless.
+    """
+    if fmt == "png":
+        return encode_photo_png(photo, png_compression)
+    if fmt == "jpeg":
+        return encode_photo_jpeg(photo, jpeg_quality)
+    raise ValueError(f"unknown photo format {fmt!r}; expected one of {sorted(PHOTO_MEDIA_TYPES)}")
+
+
 def probe_sketch(size: int) -> PreparedSketch:
     """A fixed drawing (a shirt-like outline with one red hint) every new champion must colorize."""
     img = np.full((size, size, 3), 255, np.uint8)

@@ -47,7 +47,7 @@ serve: setup  ## bentoml serve the champions, catalog search and the drawing pag
 smoke: setup  ## the whole pipeline on the tiny profile in a scratch repo, twice (2nd must be a no-op)
 	$(BIN)/s2f smoke
 
-bench: setup  ## performance benchmarks -> bench/results.json + bench/README.md (~40 min; BENCH_ARGS=--skip-1m)
+bench: setup  ## performance benchmarks -> bench/results.json + bench/README.md (40-50 min; BENCH_ARGS=--skip-1m)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 dag: setup  ## draw the pipeline graph

@@ -15,7 +15,7 @@ Sections, in this order (ratios are only ever taken between figures of the same 
 6. search    catalog search p50/p99 at 10k / 100k (/ 1M last, bounded by the time budget)
              (bench/search_latency.py, dim 384).
 
-    python bench/run_all.py                       # everything, ~40 min on 2 cores
+    python bench/run_all.py                       # everything, 40-50 min on 2 cores
     python bench/run_all.py --skip-1m             # without the 1M-vector search build
     python bench/run_all.py --sections serve      # re-run one section, keep the others' figures
     python bench/run_all.py --render-only         # rewrite bench/README.md from bench/results.json
@@ -613,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--skip-1m", action="store_true", help="skip the 1M-vector search build")
-    parser.add_argument("--budget-minutes", type=float, default=40.0,
+    parser.add_argument("--budget-minutes", type=float, default=50.0,
                         help="whole-run budget: the 1M search gets what is left of it, at most --search-1m-minutes")
     parser.add_argument("--search-1m-minutes", type=float, default=25.0)
     parser.add_argument("--category", default="top")

@@ -45,7 +45,7 @@ def plot_serving(results: dict, out: Path) -> Path | None:
             axes[1][col].plot(levels, [r["p99_ms"] for r in rows], style, color=colour, label=label)
         raw = (results.get("headline", {}).get("by_model", {}).get(key) or {}).get("raw_beside_served_img_per_s")
         if raw:
-            axes[0][col].axhline(raw, color="grey", linewidth=1, label="raw generator best")
+            axes[0][col].axhline(raw, color="grey", linewidth=1, label="raw generator, best batch, timed beside")
         axes[0][col].set_title(f"/colorize, {title}")
         axes[0][col].set_ylabel("OK answers / s")
         axes[1][col].set_ylabel("p99 latency (ms)")

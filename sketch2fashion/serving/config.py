@@ -23,8 +23,9 @@ MODEL_SOURCES = ("auto", "registry", "bundled")
 COLORIZER_PLACEMENTS = ("inline", "service")
 """serving.colorizer: the champions in the API process, or in the Colorizer service (serving/colorizers.py)."""
 OMP_WAIT_POLICIES = ("", "PASSIVE", "ACTIVE")
-PHOTO_FORMATS = ("jpeg", "png")
-"""How generated photos go out: serving.photo_format, or a request's `format` field."""
+PHOTO_MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+"""How generated photos go out (serving.photo_format, or a request's `format` field) -> media type."""
+PHOTO_FORMATS = tuple(PHOTO_MEDIA_TYPES)
 AUTO_CATEGORY = "auto"
 
 

@@ -21,12 +21,12 @@ from starlette.responses import JSONResponse, Response
 from sketch2fashion.imaging.io import fit_within
 from sketch2fashion.serving import metrics
 from sketch2fashion.serving.auto_category import NO_CLASSIFIER, Classify
-from sketch2fashion.serving.config import AUTO_CATEGORY, PHOTO_FORMATS, ServingConfig
+from sketch2fashion.serving.config import AUTO_CATEGORY, PHOTO_FORMATS, PHOTO_MEDIA_TYPES, ServingConfig
 from sketch2fashion.serving.io_types import CatalogQuery, ColorizeJob
 from sketch2fashion.serving.requests import (
     BadRequest, decode_image, parse_category, parse_photo_format, parse_text, parse_top_k, read_form, require_file,
 )
-from sketch2fashion.serving.sketches import PHOTO_MEDIA_TYPES, PreparedSketch, encode_photo, prepare_sketch
+from sketch2fashion.serving.sketches import PreparedSketch, encode_photo, prepare_sketch
 
 log = logging.getLogger("sketch2fashion.serving")
 SEARCH_DRAWING_SIDE = 512

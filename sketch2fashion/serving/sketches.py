@@ -14,6 +14,7 @@ import torch
 
 from sketch2fashion.imaging.hints import resize_hints, split_sketch
 from sketch2fashion.imaging.io import resize_square, square_pad
+from sketch2fashion.serving.config import PHOTO_MEDIA_TYPES
 from sketch2fashion.models.inputs import to_generator_batch, to_images
 
 
@@ -74,21 +75,20 @@ def encode_photo_png(photo: np.ndarray, compression: int = 6,
     """
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression),  # first: it resets the strategy
               cv2.IMWRITE_PNG_STRATEGY, int(strategy), *_PNG_FILTER_UP]
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(photo[..., ::-1]), params)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
+    return _encode_rgb(photo, ".png", params)
 
 
 def encode_photo_jpeg(photo: np.ndarray, quality: int = 92) -> bytes:
     """A generated photo (S x S x 3 uint8 RGB) as baseline JPEG at `quality` (1-100)."""
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(photo[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return _encode_rgb(photo, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+
+
+def _encode_rgb(photo: np.ndarray, ext: str, params: list[int]) -> bytes:
+    """RGB uint8 -> file bytes through OpenCV (which takes BGR)."""
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(photo[..., ::-1]), params)
     if not ok:
-        raise ValueError("JPEG encoding failed")
+        raise ValueError(f"{ext[1:].upper()} encoding failed")
     return buf.tobytes()
-
-
-PHOTO_MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 
 
 def encode_photo(photo: np.ndarray, fmt: str, *, png_compression: int = 6, jpeg_quality: int = 92) -> bytes:

@@ -21,6 +21,7 @@ from sketch2fashion.colorizer.augment import (
     wobble,
 )
 from sketch2fashion.colorizer.dataset import ColorizerDataset, make_loader
+from sketch2fashion.models.inputs import unpack_sketches
 from sketch2fashion.data.manifest import write_manifest
 from sketch2fashion.imaging.io import save_png
 from sketch2fashion.imaging.outline import outline_closure
@@ -212,21 +213,50 @@ def test_augment_params_are_checked() -> None:
 # --- dataset ---------------------------------------------------------------------------------
 
 def dataset(data_dir: Path, split: str = "val", *, train: bool = False, seed: int = 0,
-            size: int = 64) -> ColorizerDataset:
+            size: int = 64, **kw) -> ColorizerDataset:
     return ColorizerDataset(data_dir, "top", split, size=size, train=train, hint_params=HINTS,
-                            augment=SketchAugment() if train else None, seed=seed)
+                            augment=SketchAugment() if train else None, seed=seed, **kw)
 
 
 def same_item(a: dict, b: dict) -> bool:
-    return a["id"] == b["id"] and torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+    return a["id"] == b["id"] and torch.equal(a["sketch"], b["sketch"]) and torch.equal(a["photo"], b["photo"])
 
 
 def test_items_have_the_generator_layout(data_dir: Path) -> None:
     item = dataset(data_dir, "train", train=True)[0]
-    assert item["input"].shape == (5, 64, 64) and item["input"].dtype == torch.float32
-    assert item["target"].shape == (3, 64, 64) and item["id"] == "top-000"
-    assert item["input"].min() >= -1 and item["input"].max() <= 1
-    assert set(item["input"][4].unique().tolist()) <= {0.0, 1.0}
+    assert item["sketch"].shape == (9, 64, 64) and item["sketch"].dtype == torch.uint8
+    assert item["photo"].shape == (3, 64, 64) and item["photo"].dtype == torch.uint8 and item["id"] == "top-000"
+    x = unpack_sketches(item["sketch"][None])[0]
+    assert x.min() >= -1 and x.max() <= 1
+    assert set(x[4].unique().tolist()) <= {0.0, 1.0}
+    assert "body" not in item and "body" in dataset(data_dir)[0]  # the body mask is for scoring only
+
+
+def test_hinted_items_carry_the_flat_fill_of_their_hints(data_dir: Path) -> None:
+    data = dataset(data_dir, "train", train=True)
+    for epoch in range(4):
+        data.set_epoch(epoch)
+        for index in range(len(data)):
+            photo, mask, prepared = data.prepared(index)
+            if not prepared.hints.hinted.any():
+                continue
+            weight = prepared.fill.weight
+            assert (weight[prepared.hints.hinted] > 0).all()  # every hint lies in its own fill
+            assert (weight > 0).sum() > 4 * prepared.hints.hinted.sum()  # and the fill spreads it
+            return
+    pytest.fail("no hinted item drawn")
+
+
+def test_doodle_share_mixes_doodles_into_training_and_doodle_eval_sets_are_all_doodles(data_dir: Path) -> None:
+    plain = dataset(data_dir, "train", train=True)
+    mixed = dataset(data_dir, "train", train=True, doodle_share=0.5)
+    doodled = sum(not np.array_equal(plain.arrays(i)[2], mixed.arrays(i)[2]) for i in range(len(plain)))
+    assert 0 < doodled < len(plain)
+    edge_eval, doodle_eval = dataset(data_dir), dataset(data_dir, doodles=True)
+    assert all(not np.array_equal(edge_eval.arrays(i)[2], doodle_eval.arrays(i)[2]) for i in range(len(edge_eval)))
+    assert all(same_item(doodle_eval[i], dataset(data_dir, doodles=True)[i]) for i in range(len(doodle_eval)))
+    with pytest.raises(ValueError, match="doodle_share"):
+        dataset(data_dir, "train", train=True, doodles=True)
 
 
 def test_eval_items_never_change(data_dir: Path) -> None:
@@ -242,9 +272,9 @@ def test_eval_items_never_change(data_dir: Path) -> None:
 
 def test_eval_items_do_not_depend_on_the_worker_count(data_dir: Path) -> None:
     data = dataset(data_dir)
-    direct = torch.stack([data[i]["input"] for i in range(len(data))])
+    direct = torch.stack([data[i]["sketch"] for i in range(len(data))])
     batches = list(make_loader(data, batch_size=3, shuffle=False, num_workers=2))
-    assert torch.equal(torch.cat([b["input"] for b in batches]), direct)
+    assert torch.equal(torch.cat([b["sketch"] for b in batches]), direct)
     assert sum((b["id"] for b in batches), []) == data.ids
 
 
@@ -254,8 +284,8 @@ def test_train_items_change_with_the_epoch_and_repeat_within_it(data_dir: Path) 
     assert all(same_item(data[i], epoch0[i]) for i in range(len(data)))
     data.set_epoch(1)
     epoch1 = [data[i] for i in range(len(data))]
-    assert sum(not torch.equal(a["input"], b["input"]) for a, b in zip(epoch0, epoch1)) >= len(data) - 1
-    assert any(not torch.equal(a["target"], b["target"]) for a, b in zip(epoch0, epoch1))  # framing
+    assert sum(not torch.equal(a["sketch"], b["sketch"]) for a, b in zip(epoch0, epoch1)) >= len(data) - 1
+    assert any(not torch.equal(a["photo"], b["photo"]) for a, b in zip(epoch0, epoch1))  # framing
 
 
 def test_hints_lie_on_the_augmented_garment_and_vary_in_number(data_dir: Path) -> None:
@@ -268,7 +298,7 @@ def test_hints_lie_on_the_augmented_garment_and_vary_in_number(data_dir: Path) -
             assert not (hints.hinted & (mask == 0)).any()
             assert (photo[hints.hinted] < 250).any(axis=1).all()  # garment colours, not white
             counts.append(cv2.connectedComponents(hints.mask, connectivity=8)[0] - 1)
-        assert torch.equal(data[0]["input"][4], torch.from_numpy(data.arrays(0)[3].mask).float())
+        assert torch.equal(data[0]["sketch"][4] > 0, torch.from_numpy(data.arrays(0)[3].mask > 0))
     assert 0 in counts and max(counts) >= 5 and len(set(counts)) >= 4
 
 
@@ -284,7 +314,7 @@ def test_images_are_resized_to_the_requested_size(data_dir: Path) -> None:
     photo, mask, edges, hints = data.arrays(0)
     assert photo.shape == (32, 32, 3) and mask.shape == edges.shape == hints.mask.shape == (32, 32)
     assert set(np.unique(mask)) <= {0, 255} and set(np.unique(edges)) <= {0, 255}
-    assert data[0]["input"].shape == (5, 32, 32)
+    assert data[0]["sketch"].shape == (9, 32, 32)
 
 
 def test_missing_files_and_empty_selections_fail_early(data_dir: Path) -> None:

@@ -21,7 +21,7 @@ from sketch2fashion.data.manifest import write_manifest
 from sketch2fashion.imaging.hints import compose_sketch
 from sketch2fashion.imaging.io import load_rgb, save_png
 from sketch2fashion.metrics import l1, psnr, ssim
-from sketch2fashion.models.inputs import to_images
+from sketch2fashion.models.inputs import photos_to_signed, to_images, unpack_sketches
 from sketch2fashion.models.networks import UNetGenerator
 
 SIZE = 64
@@ -55,8 +55,8 @@ class TargetLookup(nn.Module):
 
     def __init__(self, dataset: ColorizerDataset) -> None:
         super().__init__()
-        self.answers = {self.key(item["input"]): item["target"] for item in
-                        (dataset[i] for i in range(len(dataset)))}
+        self.answers = {self.key(unpack_sketches(item["sketch"][None])[0]): photos_to_signed(item["photo"])
+                        for item in (dataset[i] for i in range(len(dataset)))}
         self.scale = nn.Parameter(torch.ones(1, 1, 1, 1))  # something for .to() to move
 
     @staticmethod
@@ -74,13 +74,34 @@ def val_set(tmp_path: Path) -> ColorizerDataset:
 
 def tiny_generator() -> UNetGenerator:
     torch.manual_seed(0)
-    return UNetGenerator(ngf=8, depth=6)
+    return UNetGenerator(ngf=8, depth=6, output="image")
 
 
 def test_a_perfect_generator_scores_perfectly(val_set: ColorizerDataset) -> None:
     scores = evaluate_generator(TargetLookup(val_set), val_set, device=CPU, batch_size=2)
     assert scores == {"ssim": pytest.approx(1.0, abs=1e-12), "psnr": PSNR_CAP_DB,
-                      "l1": 0.0, "hint_delta_e": pytest.approx(0.0, abs=1e-3), "n": len(val_set)}
+                      "l1": 0.0, "hint_delta_e": pytest.approx(0.0, abs=1e-3),
+                      "body_delta_e": scores["real_body_delta_e"], "real_body_delta_e": pytest.approx(0.0, abs=3.0),
+                      "n": len(val_set)}
+
+
+def test_body_colour_error_tells_the_hinted_colour_from_another(val_set: ColorizerDataset) -> None:
+    """A 'generator' that returns its own fill (the hints' colours spread over the garment) scores
+    ~0 body error; one that paints every garment grey scores far worse."""
+    class Fill(nn.Module):
+        def __init__(self, grey: bool) -> None:
+            super().__init__()
+            self.grey = grey
+            self.scale = nn.Parameter(torch.ones(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            base = torch.where(x[:, 8:9] > 0, x[:, 5:8], torch.ones_like(x[:, 5:8]))
+            return torch.where(x[:, 8:9] > 0, torch.zeros_like(base), base) if self.grey else base
+
+    faithful = evaluate_generator(Fill(grey=False), val_set, device=CPU, autocast=False)
+    grey = evaluate_generator(Fill(grey=True), val_set, device=CPU, autocast=False)
+    assert faithful["body_delta_e"] < 1.0
+    assert grey["body_delta_e"] > 20.0
 
 
 def test_random_generator_scores_match_the_metrics_and_are_sane(val_set: ColorizerDataset) -> None:
@@ -92,9 +113,9 @@ def test_random_generator_scores_match_the_metrics_and_are_sane(val_set: Coloriz
 
     generator.eval()
     with torch.no_grad():
-        inputs = torch.stack([val_set[i]["input"] for i in range(len(val_set))])
+        inputs = unpack_sketches(torch.stack([val_set[i]["sketch"] for i in range(len(val_set))]))
         fake = to_images(generator(inputs))
-    real = to_images(torch.stack([val_set[i]["target"] for i in range(len(val_set))]))
+    real = np.stack([val_set[i]["photo"].permute(1, 2, 0).numpy() for i in range(len(val_set))])
     assert scores["ssim"] == pytest.approx(ssim(fake, real).mean, abs=1e-9)
     assert scores["psnr"] == pytest.approx(psnr(fake, real).mean, abs=1e-9)
     assert scores["l1"] == pytest.approx(l1(fake, real).mean, abs=1e-9)
@@ -121,9 +142,9 @@ def test_sample_grid_rows_are_sketch_generated_real(val_set: ColorizerDataset, t
     grid = sample_grid(TargetLookup(val_set), val_set, n=3, device=CPU)
     assert grid.shape == (3 * SIZE, 3 * SIZE, 3) and grid.dtype == np.uint8
     for row in range(3):
-        photo, _, edges, hints = val_set.arrays(row)
+        photo, _, prepared = val_set.prepared(row)
         band = grid[row * SIZE:(row + 1) * SIZE]
-        assert np.array_equal(band[:, :SIZE], compose_sketch(edges, hints))
+        assert np.array_equal(band[:, :SIZE], compose_sketch(prepared.edges, prepared.hints))
         assert np.array_equal(band[:, SIZE:2 * SIZE], photo)  # the lookup generator is perfect
         assert np.array_equal(band[:, 2 * SIZE:], photo)
     assert sample_grid(tiny_generator(), val_set, n=99, device=CPU).shape == (len(val_set) * SIZE, 3 * SIZE, 3)

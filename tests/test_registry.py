@@ -30,6 +30,7 @@ from sketch2fashion.imaging.io import decode_rgb, encode_png
 from sketch2fashion.models.networks import UNetGenerator, init_weights
 from sketch2fashion.registry import promotion
 from sketch2fashion.registry.colorizer_model import (
+    fit_input,
     CONFIG_FILE,
     ColorizerModel,
     colorize_png,
@@ -188,7 +189,7 @@ def test_data_hash_follows_only_the_category_own_data(tmp_path):
 
 def test_export_matches_eager_eval_at_any_batch_and_leaves_the_generator_alone(tmp_path):
     generator = tiny_generator(7).train()
-    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 5, SIZE, SIZE)).astype(np.float32))
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 9, SIZE, SIZE)).astype(np.float32))
     path = export_program(generator, x[:1], tmp_path / "g.pt2")
     assert generator.training and next(generator.parameters()).is_contiguous()
     loaded = torch.export.load(str(path)).module()
@@ -197,14 +198,14 @@ def test_export_matches_eager_eval_at_any_batch_and_leaves_the_generator_alone(t
         for n in (1, 3):  # the batch dimension is exported dynamic, batch 1 included
             np.testing.assert_allclose(loaded(x[:n]).numpy(), expected[:n].numpy(), atol=1e-5)
         with pytest.raises(Exception):
-            loaded(torch.zeros(1, 5, 2 * SIZE, 2 * SIZE))  # height and width are fixed
+            loaded(torch.zeros(1, 9, 2 * SIZE, 2 * SIZE))  # height and width are fixed
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_a_legacy_torchscript_version_still_loads_and_predicts(tmp_path):
     """Versions registered before torch.export hold a frozen TorchScript `generator.pt`."""
     generator = tiny_generator(3).eval()
-    x = np.random.default_rng(2).uniform(-1, 1, (2, 5, SIZE, SIZE)).astype(np.float32)
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 9, SIZE, SIZE)).astype(np.float32)
     with torch.no_grad():
         frozen = torch.jit.freeze(torch.jit.trace(copy.deepcopy(generator), torch.from_numpy(x[:1])))
     torch.jit.save(frozen, str(tmp_path / "generator.pt"))
@@ -217,17 +218,32 @@ def test_a_legacy_torchscript_version_still_loads_and_predicts(tmp_path):
     model = mlflow.pyfunc.load_model(str(tmp_path / "model"),
                                      model_config={"dtype": "fp32", "compile": "auto"})
     with torch.no_grad():
-        expected = generator(torch.from_numpy(x)).numpy()
+        expected = generator(torch.from_numpy(x)).clamp(-1, 1).numpy()  # served photos are clamped to the image range
     np.testing.assert_allclose(model.predict(x), expected, atol=1e-3)  # channels-last kernels differ slightly
     # MLflow only lets a load override keys the model was logged with: "compile" is not one of
     # a legacy version's, so it stays uncompiled either way.
     assert model.unwrap_python_model().compiled["compiled"] is False
 
 
+def test_a_version_from_before_the_flat_fill_reads_the_first_five_channels(tmp_path):
+    """Registered 5-channel generators (sketch only) still serve from today's 9-channel input."""
+    torch.manual_seed(4)
+    old = init_weights(UNetGenerator(in_channels=5, ngf=4, depth=5, upsample="transpose", output="image")).eval()
+    with isolated_mlflow():
+        configure(tmp_path)
+        with mlflow.start_run():
+            info = log_colorizer(old, category="top", image_size=SIZE)
+        model = mlflow.pyfunc.load_model(info.model_uri, model_config={"dtype": "fp32"})
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 9, SIZE, SIZE)).astype(np.float32)
+    with torch.no_grad():
+        expected = old(torch.from_numpy(x[:, :5])).numpy()
+    np.testing.assert_allclose(model.predict(fit_input(model, x)), expected, atol=1e-5)
+
+
 def test_logged_model_has_signature_config_and_minimal_requirements(store):
     info = mlflow.models.get_model_info(f"runs:/{store.run_ids[0]}/model")
     inputs, outputs = info.signature.inputs.inputs[0], info.signature.outputs.inputs[0]
-    assert (inputs.type, inputs.shape) == (np.dtype(np.float32), (-1, 5, SIZE, SIZE))
+    assert (inputs.type, inputs.shape) == (np.dtype(np.float32), (-1, 9, SIZE, SIZE))
     assert (outputs.type, outputs.shape) == (np.dtype(np.float32), (-1, 3, SIZE, SIZE))
     local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
     requirements = (local / "requirements.txt").read_text().split()
@@ -245,18 +261,18 @@ def test_log_colorizer_needs_an_active_run(store):
 
 def test_predictions_are_deterministic_and_match_the_generator(store, top_champion):
     model = mlflow.pyfunc.load_model("models:/colorizer-top@champion", model_config={"dtype": "fp32"})
-    x = np.random.default_rng(1).uniform(-1, 1, (3, 5, SIZE, SIZE)).astype(np.float32)
+    x = np.random.default_rng(1).uniform(-1, 1, (3, 9, SIZE, SIZE)).astype(np.float32)
     first, second = model.predict(x), model.predict(x)
     assert first.shape == (3, 3, SIZE, SIZE) and first.dtype == np.float32
     np.testing.assert_array_equal(first, second)
     with torch.no_grad():
-        expected = store.generators[0].eval()(torch.from_numpy(x)).numpy()
+        expected = store.generators[0].eval()(torch.from_numpy(x)).clamp(-1, 1).numpy()
     np.testing.assert_allclose(first, expected, atol=1e-5)
     auto = mlflow.pyfunc.load_model("models:/colorizer-top@champion")  # bf16 where native
     np.testing.assert_array_equal(auto.predict(x), auto.predict(x))
     assert np.abs(auto.predict(x) - expected).max() < 1 / 127.5  # below one 8-bit level
     with pytest.raises(Exception, match="schema|shape"):
-        model.predict(np.zeros((1, 5, 2 * SIZE, 2 * SIZE), np.float32))
+        model.predict(np.zeros((1, 9, 2 * SIZE, 2 * SIZE), np.float32))
     png = colorize_png(model, sketch_png(), SIZE)
     assert decode_rgb(png).shape == (SIZE, SIZE, 3)
     assert colorize_png(model, sketch_png(), SIZE) == png
@@ -269,7 +285,7 @@ def test_champion_loads_and_colorizes_in_a_fresh_process(store, top_champion, tm
         "import json, sys, numpy as np, mlflow\n"
         "from sketch2fashion.registry.colorizer_model import colorize_png\n"
         "model = mlflow.pyfunc.load_model('models:/colorizer-top@champion')\n"
-        "y = model.predict(np.zeros((2, 5, 32, 32), np.float32))\n"
+        "y = model.predict(np.zeros((2, 9, 32, 32), np.float32))\n"
         "png = colorize_png(model, open('sketch.png', 'rb').read(), 32)\n"
         "open('photo.png', 'wb').write(png)\n"
         "print(json.dumps({'shape': list(y.shape), 'dtype': str(y.dtype),\n"

@@ -125,11 +125,25 @@ def test_read_form_limits_body_and_fields():
     assert err.value.status == 415
 
 
-def test_prepare_sketch_counts_hint_marks():
+def test_prepare_sketch_packs_lines_hints_and_their_fill_and_counts_hint_marks():
     prepared = prepare_sketch(decode_image(sketch_png(200, hints=3), "sketch", LIMITS), 64)
-    assert prepared.edges.shape == (64, 64) and prepared.hint_rgb.shape == (64, 64, 3)
-    assert prepared.hints == 3 and prepared.hint_mask.any() and (prepared.edges < 200).any()  # lines, greyed by area averaging
+    packed = prepared.packed
+    assert packed.shape == (9, 64, 64) and packed.dtype == np.uint8
+    assert prepared.hints == 3 and (packed[4] > 0).any() and (packed[0] < 128).any()  # hints and lines
+    assert (packed[8] > 0).sum() > 4 * (packed[4] > 0).sum()  # the hints' colour spread over the garment
+    assert prepared.open_ends.shape[1] == 2 and ((prepared.open_ends >= 0) & (prepared.open_ends <= 1)).all()
     assert count_marks(np.zeros((8, 8), np.uint8)) == 0
+
+
+def test_prepare_sketch_reports_where_an_open_outline_lets_colour_out():
+    page = np.full((200, 200, 3), 255, np.uint8)
+    cv2.polylines(page, [np.array([(60, 20), (20, 180), (180, 180), (140, 20)])], False, (0, 0, 0), 3)  # no top
+    cv2.circle(page, (100, 120), 6, (220, 30, 30), -1)
+    prepared = prepare_sketch(page, 64)
+    assert len(prepared.open_ends) == 2  # the two ends of the open top
+    assert (prepared.open_ends[:, 1] < 0.2).all()
+    cv2.line(page, (60, 20), (140, 20), (0, 0, 0), 3)  # closed: no warning
+    assert len(prepare_sketch(page, 64).open_ends) == 0
 
 
 @pytest.mark.parametrize("compression", [0, 1, 6, 9])
@@ -195,8 +209,7 @@ def test_batch_runs_one_pass_per_category_and_keeps_order():
     class Job:
         def __init__(self, category, size=32):
             self.category = category
-            self.edges = sketch.edges if size == 32 else np.zeros((size, size), np.uint8)
-            self.hint_rgb, self.hint_mask = sketch.hint_rgb, sketch.hint_mask
+            self.sketch = sketch.packed if size == 32 else np.zeros((9, size, size), np.uint8)
 
     top, hat = ConstantModel(1.0), ConstantModel(-1.0)
     champions = {"top": Champion("top", 3, 1, 0.5, "r", "registry", top),

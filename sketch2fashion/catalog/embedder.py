@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sketch2fashion.imaging.hints import Hints, compose_sketch
-from sketch2fashion.imaging.io import square_pad
+from sketch2fashion.imaging.framing import frame_content
 from sketch2fashion.models.device import inference_autocast, pick_device
 
 DEFAULT_DIM = 128
@@ -86,8 +86,9 @@ def sketch_to_rgb(edges: np.ndarray, hints: Hints | None = None) -> np.ndarray:
 def prepare_image(rgb_u8: np.ndarray, size: int = DEFAULT_SIZE) -> torch.Tensor:
     """uint8 RGB (or grey) image of any shape -> 3 x size x size float32 in [-1, 1].
 
-    Padded square on white first (catalog shots and sketches are on white, so padding adds
-    nothing new), then area-averaged down, which keeps thin sketch lines visible as grey.
+    Framed around its content first (imaging/framing.py: cropped to what is not paper, a fixed
+    margin, padded square on white), so a small doodle in a corner and a centred catalog shot
+    arrive at the same scale; then area-averaged down, which keeps thin sketch lines visible.
     """
     image = np.asarray(rgb_u8)
     if image.dtype != np.uint8:
@@ -96,7 +97,7 @@ def prepare_image(rgb_u8: np.ndarray, size: int = DEFAULT_SIZE) -> torch.Tensor:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected HxWx3 RGB or HxW grey, got shape {image.shape}")
-    image = square_pad(image, (255, 255, 255))
+    image = frame_content(image)
     if image.shape[0] != size:
         shrink = image.shape[0] > size
         image = cv2.resize(image, (size, size),

@@ -2,8 +2,9 @@
 
 Each training product gives three views per step:
 
-* a sketch: its edge map redrawn the way shoppers draw (`SketchAugment`), usually with
-  simulated colour hints painted on, as the search will receive it;
+* a sketch: its edge map redrawn the way shoppers draw (`SketchAugment`) or, for a share
+  `doodle_share`, a quick doodle of its outline (colorizer/doodle.py), usually with simulated
+  colour hints painted on, as the search will receive it;
 * two photos: the product photo under two light augmentations (framing, flip, a little
   brightness/contrast/saturation on the garment only, so the backdrop stays white).
 
@@ -27,6 +28,7 @@ from torch.nn import functional as F
 
 from sketch2fashion.catalog.embedder import ImageEncoder, embed_images, prepare_batch, sketch_to_rgb
 from sketch2fashion.colorizer.augment import SketchAugment
+from sketch2fashion.colorizer.doodle import EVAL_STYLE, TRAIN_STYLE, DoodleStyle, synthesise_doodle
 from sketch2fashion.colorizer.dataset import MANIFEST_NAME, fit_size, hint_options, id_key, read_grey, read_rgb
 from sketch2fashion.data.manifest import ISOLATION_FAILED, read_manifest
 from sketch2fashion.imaging.hints import simulate_hints
@@ -34,6 +36,7 @@ from sketch2fashion.models.device import pick_device
 
 TRAIN_STREAM = 11
 EVAL_STREAM = 12
+DOODLE_EVAL_STREAM = 13
 """RNG streams of their own, so the embedder never replays the colorizer's draws."""
 
 PHOTO_AUGMENT = SketchAugment(p_flip=0.5, max_rotation=6.0, scale_range=(0.8, 1.1), max_shift=0.08)
@@ -98,8 +101,13 @@ def photo_view(product: ProductImages, rng: np.random.Generator) -> np.ndarray:
 
 
 def sketch_view(product: ProductImages, rng: np.random.Generator, augment: SketchAugment,
-                hints: Mapping[str, Any]) -> np.ndarray:
-    """The product drawn like a shopper: pen habits, framing, then hints from the warped photo."""
+                hints: Mapping[str, Any], doodle_share: float = 0.0,
+                doodle_style: DoodleStyle = TRAIN_STYLE) -> np.ndarray:
+    """The product drawn like a shopper: a quick doodle (with probability `doodle_share`) or its
+    edge map with pen habits and framing; then hints from the photo as drawn."""
+    if rng.random() < doodle_share:
+        doodle = synthesise_doodle(product.photo, product.mask, product.edges, rng, doodle_style)
+        return sketch_to_rgb(doodle.edges, simulate_hints(doodle.photo, doodle.mask, rng, **hints))
     photo, mask, edges = augment.geometric(rng, product.photo.shape[0]).apply(
         product.photo, product.mask, product.edges)
     edges = augment.sketch(edges, mask, rng)
@@ -110,6 +118,14 @@ def eval_sketch(product: ProductImages, seed: int, hints: Mapping[str, Any]) -> 
     """The fixed query sketch of a product: plain edge map, hints drawn from (seed, id)."""
     rng = np.random.default_rng([seed, EVAL_STREAM, id_key(product.id)])
     return sketch_to_rgb(product.edges, simulate_hints(product.photo, product.mask, rng, **hints))
+
+
+def eval_doodle(product: ProductImages, seed: int, hints: Mapping[str, Any]) -> np.ndarray:
+    """The fixed doodle query of a product: drawn in the evaluation style (not the training
+    one) from (seed, id), with hints from the photo as drawn."""
+    rng = np.random.default_rng([seed, DOODLE_EVAL_STREAM, id_key(product.id)])
+    doodle = synthesise_doodle(product.photo, product.mask, product.edges, rng, EVAL_STYLE)
+    return sketch_to_rgb(doodle.edges, simulate_hints(doodle.photo, doodle.mask, rng, **hints))
 
 
 class ContrastiveLoss(nn.Module):
@@ -135,13 +151,14 @@ class ContrastiveLoss(nn.Module):
 
 
 def _batch_views(products: list[ProductImages], indices: np.ndarray, seed: int, epoch: int,
-                 augment: SketchAugment, hints: Mapping[str, Any], size: int) -> torch.Tensor:
+                 augment: SketchAugment, hints: Mapping[str, Any], size: int,
+                 doodle_share: float = 0.0) -> torch.Tensor:
     """3B x 3 x size x size: B sketches, then B photos, then B second photos."""
     sketches, photos, others = [], [], []
     for index in indices:
         rng = np.random.default_rng([seed, TRAIN_STREAM, epoch, int(index)])
         product = products[int(index)]
-        sketches.append(sketch_view(product, rng, augment, hints))
+        sketches.append(sketch_view(product, rng, augment, hints, doodle_share))
         photos.append(photo_view(product, rng))
         others.append(photo_view(product, rng))
     return prepare_batch(sketches + photos + others, size)
@@ -154,7 +171,7 @@ def train_embedder(data_dir: str | Path, *, epochs: int = 20, batch_size: int = 
                    photo_pair_weight: float = 0.5, weight_decay: float = 1e-4,
                    augment: SketchAugment | None = None,
                    hint_params: Mapping[str, Any] | None = None,
-                   split: str = "train") -> tuple[ImageEncoder, list[dict[str, float]]]:
+                   split: str = "train", doodle_share: float = 0.0) -> tuple[ImageEncoder, list[dict[str, float]]]:
     """Train an encoder on `split` of the data folder; returns it (eval mode) and per-epoch stats.
 
     `log`, when given, receives each epoch's stats (epoch, loss, temperature, seconds) as they
@@ -181,7 +198,7 @@ def train_embedder(data_dir: str | Path, *, epochs: int = 20, batch_size: int = 
         losses = []
         for start in range(0, len(order) - batch + 1, batch):  # drop the short last batch
             views = _batch_views(products, order[start:start + batch], seed, epoch, augment,
-                                 hints, size).to(torch_device)
+                                 hints, size, doodle_share).to(torch_device)
             sketch, photo, other = encoder(views).split(batch)
             loss = loss_fn(sketch, photo) + photo_pair_weight * loss_fn(photo, other)
             optimiser.zero_grad(set_to_none=True)
@@ -215,15 +232,17 @@ def retrieval_metrics(queries: np.ndarray, gallery: np.ndarray) -> dict[str, flo
 def evaluate_retrieval(encoder: ImageEncoder, data_dir: str | Path, split: str = "val", *,
                        seed: int = 0, hint_params: Mapping[str, Any] | None = None,
                        batch_size: int = 64, device: str = "cpu") -> dict[str, float]:
-    """Sketch -> photo retrieval on `split`: each product's fixed sketch queries all its photos.
+    """Sketch -> photo retrieval on `split`: each product's fixed sketch queries all its photos;
+    then the same with each product's fixed doodle (keys prefixed `doodle_`).
 
     Sketches are not augmented and their hints are drawn from (seed, id), so numbers compare
     across runs; the gallery is every product photo of the split.
     """
     products = load_products(data_dir, split, encoder.image_size)
     hints = hint_options(hint_params)
-    sketches = [eval_sketch(p, seed, hints) for p in products]
-    photos = [p.photo for p in products]
-    queries = embed_images(encoder, sketches, batch_size, device)
-    gallery = embed_images(encoder, photos, batch_size, device)
-    return retrieval_metrics(queries, gallery)
+    gallery = embed_images(encoder, [p.photo for p in products], batch_size, device)
+    scores = {}
+    for prefix, draw in (("", eval_sketch), ("doodle_", eval_doodle)):
+        queries = embed_images(encoder, [draw(p, seed, hints) for p in products], batch_size, device)
+        scores.update({prefix + k: v for k, v in retrieval_metrics(queries, gallery).items()})
+    return scores

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from sketch2fashion.catalog.embedder import prepare_batch
-from sketch2fashion.catalog.embedder_training import ProductImages, eval_sketch, load_products, sketch_view
+from sketch2fashion.catalog.embedder_training import ProductImages, eval_doodle, eval_sketch, load_products, sketch_view
 from sketch2fashion.classifier.model import (
     DEFAULT_BLOCKS,
     DEFAULT_DIM,
@@ -77,7 +77,8 @@ def train_classifier(data: LabelledProducts, *, epochs: int = 15, batch_size: in
                      image_size: int = DEFAULT_SIZE, width: int = DEFAULT_WIDTH,
                      blocks: int = DEFAULT_BLOCKS, dim: int = DEFAULT_DIM,
                      augment: SketchAugment | None = None, hint_params: Mapping[str, Any] | None = None,
-                     device: str = "cpu", log: Log | None = None) -> tuple[SketchClassifier, list[dict[str, float]]]:
+                     doodle_share: float = 0.0, device: str = "cpu",
+                     log: Log | None = None) -> tuple[SketchClassifier, list[dict[str, float]]]:
     """Cross-entropy on freshly drawn sketches; returns the classifier (eval mode) and epoch stats.
 
     The learning rate follows a cosine decay to zero, so the last epoch's weights (the ones kept)
@@ -106,7 +107,7 @@ def train_classifier(data: LabelledProducts, *, epochs: int = 15, batch_size: in
         for start in range(0, len(order) - batch + 1, batch):  # drop the short last batch
             indices = order[start:start + batch]
             views = [sketch_view(data.products[i], np.random.default_rng([seed, TRAIN_STREAM, epoch, int(i)]),
-                                 augment, hints) for i in indices]
+                                 augment, hints, doodle_share) for i in indices]
             target = labels[indices].to(torch_device)
             logits = classifier(prepare_batch(views, image_size).to(torch_device))
             loss = F.cross_entropy(logits, target)
@@ -126,12 +127,14 @@ def train_classifier(data: LabelledProducts, *, epochs: int = 15, batch_size: in
 
 
 def evaluate_classifier(classifier: SketchClassifier, data: LabelledProducts, *, seed: int = 0,
-                        hint_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Accuracy, per-category accuracy and confusion matrix on each product's fixed sketch."""
+                        hint_params: Mapping[str, Any] | None = None, doodles: bool = False) -> dict[str, Any]:
+    """Accuracy, per-category accuracy and confusion matrix on each product's fixed sketch
+    (its edge map), or with `doodles` on its fixed doodle in the evaluation style."""
     if list(data.categories) != classifier.categories:
         raise ValueError(f"classifier categories {classifier.categories} != data's {data.categories}")
     hints = hint_options(hint_params)
-    sketches = [eval_sketch(p, seed, hints) for p in data.products]
+    draw = eval_doodle if doodles else eval_sketch
+    sketches = [draw(p, seed, hints) for p in data.products]
     predicted = predict_proba(classifier, sketches).argmax(axis=1)
     return accuracy_report(data.labels, predicted, data.categories)
 

@@ -1,10 +1,14 @@
 """The colorizer's training and validation samples: (sketch + hints) -> garment photo.
 
 One item is one manifest row of a category and split, read from the data folder the DVC stages
-fill (`manifest.csv`, `raw/`, `masks/`, `edges/`). Training items are augmented (framing, pen
-habits) and get freshly simulated colour hints every epoch; evaluation items are never
-augmented and get the same hints every time, so validation numbers compare across epochs and
-runs.
+fill (`manifest.csv`, `raw/`, `masks/`, `edges/`). The sketch is either the product's edge map
+(redrawn with pen habits in training) or, for a share `doodle_share` of items, a quick doodle
+of its outline (colorizer/doodle.py) with the photo re-cut to match. Training items are
+augmented and get freshly simulated colour hints every epoch; evaluation items are never
+augmented and get the same sketch and hints every time (an evaluation set is all edge maps or,
+with `doodles=True`, all doodles in the evaluation style), so numbers compare across epochs and
+runs. Every sketch then goes through the serving preprocessing (`imaging.flat_fill.prepare_fill`:
+openings closed, hints filled) before it becomes the generator's 9-channel input.
 
 Randomness is derived per item, never kept in the dataset: training draws come from
 (seed, epoch, index) and evaluation draws from (seed, id). An item is therefore the same
@@ -23,14 +27,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sketch2fashion.colorizer.augment import SketchAugment
+from sketch2fashion.colorizer.doodle import EVAL_STYLE, TRAIN_STYLE, DoodleStyle, synthesise_doodle
 from sketch2fashion.data.manifest import ISOLATION_FAILED, read_manifest
+from sketch2fashion.imaging.flat_fill import PreparedInput, prepare_fill
 from sketch2fashion.imaging.hints import Hints, simulate_hints
-from sketch2fashion.models.inputs import to_generator_input, to_target
+from sketch2fashion.models.inputs import pack_sketches
 
 MANIFEST_NAME = "manifest.csv"
 TRAIN_STREAM = 1
 EVAL_STREAM = 2
+DOODLE_EVAL_STREAM = 3
 """Distinct RNG streams, so an evaluation item never repeats a training item's draws."""
+BODY_MARGIN = 3
+"""Pixels (at 256 px) trimmed off the garment's edge for the body colour error: the edge itself
+is anti-aliased against the backdrop in every photo."""
 
 Sample = dict[str, Any]
 
@@ -83,8 +93,10 @@ def fit_size(photo: np.ndarray, mask: np.ndarray, edges: np.ndarray,
 
 
 class ColorizerDataset(Dataset):
-    """Items dict(input=5xHxW float32, target=3xHxW float32 in [-1, 1], id=str) for one
-    category and split of the data folder.
+    """Items dict(sketch=uint8 9 x H x W packed generator input (models.inputs.pack_sketches),
+    photo=uint8 3 x H x W, id=str, and in evaluation body=bool H x W) for one category and
+    split of the data folder. Batches become float with `models.inputs.unpack_sketches` and
+    `photos_to_signed`, once per batch rather than per item.
 
     Rows whose garment isolation failed are skipped: their "garment on white" photo still
     holds the original background, so the mask is wrong, the edge map traces clutter and
@@ -94,7 +106,8 @@ class ColorizerDataset(Dataset):
 
     def __init__(self, data_dir: str | Path, category: str, split: str, *, size: int, train: bool,
                  hint_params: Mapping[str, Any] | None = None, augment: SketchAugment | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, doodle_share: float = 0.0, doodle_style: DoodleStyle | None = None,
+                 doodles: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.category = category
         self.split = split
@@ -104,6 +117,12 @@ class ColorizerDataset(Dataset):
         self.augment = augment if self.train else None
         self.seed = int(seed)
         self.epoch = 0
+        if not 0.0 <= doodle_share <= 1.0:
+            raise ValueError(f"doodle share must be within 0..1, got {doodle_share}")
+        if doodles and self.train:
+            raise ValueError("doodles=True makes an evaluation set; training mixes them in with doodle_share")
+        self.doodle_share = float(doodle_share) if self.train else (1.0 if doodles else 0.0)
+        self.doodle_style = doodle_style or (TRAIN_STYLE if self.train else EVAL_STYLE)
         rows = [r for r in read_manifest(self.data_dir / MANIFEST_NAME)
                 if r["category"] == category and r["split"] == split]
         self.rows = [r for r in rows if r["isolation"] != ISOLATION_FAILED]
@@ -142,7 +161,8 @@ class ColorizerDataset(Dataset):
         """This item's generator: (seed, epoch, index) in training, (seed, id) in evaluation."""
         if self.train:
             return np.random.default_rng([self.seed, TRAIN_STREAM, self.epoch, int(index)])
-        return np.random.default_rng([self.seed, EVAL_STREAM, id_key(self.rows[index]["id"])])
+        stream = DOODLE_EVAL_STREAM if self.doodle_share else EVAL_STREAM
+        return np.random.default_rng([self.seed, stream, id_key(self.rows[index]["id"])])
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(photo RGB, mask 0/255, edges 0 ink / 255 paper), all uint8 at size x size."""
@@ -154,25 +174,48 @@ class ColorizerDataset(Dataset):
         return photo, np.where(mask > 127, 255, 0).astype(np.uint8), edges
 
     def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, Hints]:
-        """(photo, mask, edges, hints) of one item as uint8 arrays, after any augmentation.
+        """(photo, mask, sketch edges, hints) of one item as uint8 arrays, after any augmentation.
 
-        Hints come last, from the (augmented) photo and mask, so they sit on the garment as it
-        appears in the target, and at the final size, so no hint is ever interpolated.
+        A doodle item draws the outline afresh and re-cuts the photo to it; an edge-map item is
+        augmented (framing, pen habits) in training. Hints come last, from the final photo and
+        mask, so they sit on the garment as it appears in the target, and at the final size, so
+        no hint is ever interpolated.
         """
         rng = self.rng_for(index)
         photo, mask, edges = self.load(index)
-        if self.augment is not None:
+        if rng.random() < self.doodle_share:
+            doodle = synthesise_doodle(photo, mask, edges, rng, self.doodle_style)
+            photo, mask, edges = doodle.photo, doodle.mask, doodle.edges
+        elif self.augment is not None:
             photo, mask, edges = self.augment.geometric(rng, self.size).apply(photo, mask, edges)
             edges = self.augment.sketch(edges, mask, rng)
         hints = simulate_hints(photo, mask, rng, **self.hints)
         return photo, mask, edges, hints
 
+    def prepared(self, index: int) -> tuple[np.ndarray, np.ndarray, PreparedInput]:
+        """(photo, mask, the sketch as the generator gets it: closed outline, hints and fill)."""
+        photo, mask, edges, hints = self.arrays(index)
+        return photo, mask, prepare_fill(edges, hints)
+
     def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < len(self.rows):
             raise IndexError(f"index {index} out of range for {len(self.rows)} items")
-        photo, _, edges, hints = self.arrays(index)
-        return {"input": to_generator_input(edges, hints.rgb, hints.mask),
-                "target": to_target(photo), "id": self.rows[index]["id"]}
+        photo, mask, prepared = self.prepared(index)
+        packed = pack_sketches(prepared.edges[None], prepared.hints.rgb[None], prepared.hints.mask[None],
+                               prepared.fill.rgb[None], prepared.fill.weight[None])[0]
+        item = {"sketch": torch.from_numpy(packed), "photo": torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1))),
+                "id": self.rows[index]["id"]}
+        if not self.train:
+            item["body"] = torch.from_numpy(garment_body(mask))
+        return item
+
+
+def garment_body(mask: np.ndarray) -> np.ndarray:
+    """The garment mask without its outermost BODY_MARGIN pixels (scaled to the image): where a
+    photo's colour is the garment's own, not a blend with the backdrop."""
+    margin = max(1, int(round(BODY_MARGIN * mask.shape[0] / 256.0)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    return cv2.erode((mask > 0).astype(np.uint8), disc) > 0
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, *,

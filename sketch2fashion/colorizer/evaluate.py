@@ -21,9 +21,9 @@ from sketch2fashion.colorizer.dataset import make_loader
 from sketch2fashion.imaging.hints import Hints, compose_sketch
 from sketch2fashion.imaging.io import save_png
 from sketch2fashion.metrics import l1, psnr, ssim
-from sketch2fashion.metrics.hint_fidelity import hint_delta_e_of_inputs
+from sketch2fashion.metrics.hint_fidelity import body_delta_e_of_inputs, hint_delta_e_of_inputs
 from sketch2fashion.models.device import inference_autocast, inference_memory_format, resolve_dtype
-from sketch2fashion.models.inputs import to_images
+from sketch2fashion.models.inputs import to_images, unpack_sketches
 
 PSNR_CAP_DB = 100.0
 """Per-image PSNR ceiling. An exact copy scores +inf, which JSON metrics and MLflow cannot hold;
@@ -86,19 +86,28 @@ def evaluate_generator(generator: nn.Module, dataset: Dataset, *, device: torch.
     totals = {"ssim": 0.0, "psnr": 0.0, "l1": 0.0}
     n = 0
     delta_e: list[float] = []
+    body: list[float] = []
+    real_body: list[float] = []
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers)
     with inference_setup(generator, device, autocast) as (_, memory_format):
         for batch in loader:
-            fake = _generate(generator, batch["input"], device, memory_format)
-            real = to_images(batch["target"])
+            inputs = unpack_sketches(batch["sketch"])
+            fake = _generate(generator, inputs, device, memory_format)
+            real = np.ascontiguousarray(batch["photo"].permute(0, 2, 3, 1).numpy())
             totals["ssim"] += float(ssim(fake, real).per_image.sum())
             totals["psnr"] += float(psnr(fake, real).per_image.clamp(max=PSNR_CAP_DB).sum())
             totals["l1"] += float(l1(fake, real).per_image.sum())
-            delta_e += hint_delta_e_of_inputs(fake, batch["input"])
+            delta_e += hint_delta_e_of_inputs(fake, inputs)
+            if "body" in batch:
+                body += body_delta_e_of_inputs(fake, inputs, batch["body"])
+                real_body += body_delta_e_of_inputs(real, inputs, batch["body"])
             n += len(fake)
     scores = {name: total / n for name, total in totals.items()}
     if delta_e:  # colour error at the hints (metrics/hint_fidelity.py); absent when no sketch had hints
         scores["hint_delta_e"] = float(np.mean(delta_e))
+    if body:  # median colour error over the garment body against the hints' fill, median over images
+        scores["body_delta_e"] = float(np.median(body))
+        scores["real_body_delta_e"] = float(np.median(real_body))
     if not all(math.isfinite(v) for v in scores.values()):
         raise FloatingPointError(f"evaluate_generator: non-finite scores {scores}; "
                                  "the generator produced NaNs")
@@ -122,11 +131,11 @@ def sample_grid(generator: nn.Module, dataset: Dataset, *, n: int = 6, device: t
     if count <= 0:
         raise ValueError("sample_grid needs n >= 1 and a non-empty dataset")
     items = [dataset[i] for i in range(count)]
-    inputs = torch.stack([item["input"] for item in items])
+    inputs = unpack_sketches(torch.stack([item["sketch"] for item in items]))
     device = torch.device(device)
     with inference_setup(generator, device, autocast) as (_, memory_format):
         fake = _generate(generator, inputs, device, memory_format)
-    real = to_images(torch.stack([item["target"] for item in items]))
+    real = np.ascontiguousarray(torch.stack([item["photo"] for item in items]).permute(0, 2, 3, 1).numpy())
     sketches = np.stack([sketch_of(x) for x in inputs])
     rows = np.concatenate([sketches, fake, real], axis=2)  # N x H x 3W x 3
     return np.ascontiguousarray(rows.reshape(-1, rows.shape[2], 3))

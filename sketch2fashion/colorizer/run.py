@@ -15,6 +15,7 @@ from torch import nn
 
 from sketch2fashion.colorizer.augment import augment_from_params
 from sketch2fashion.colorizer.dataset import ColorizerDataset
+from sketch2fashion.colorizer.doodle import doodle_from_params
 from sketch2fashion.colorizer.evaluate import evaluate_generator
 from sketch2fashion.colorizer.trainer import OnEval, Pix2PixTrainer, TrainConfig, config_id_for, fit
 from sketch2fashion.models.device import pick_device
@@ -28,6 +29,7 @@ class ColorizerRun:
     device: torch.device
     train_set: ColorizerDataset
     val_set: ColorizerDataset
+    doodle_val_set: ColorizerDataset
     trainer: Pix2PixTrainer
     config_id: str
 
@@ -39,19 +41,26 @@ class ColorizerRun:
         section = dict(params.get("train") or {})
         cfg = TrainConfig.from_params(section)
         hint_params = params.get("hints") or {}
+        share, style = doodle_from_params(section.get("doodle"))
         train_set = ColorizerDataset(data_dir, category, "train", size=size, train=True, hint_params=hint_params,
-                                     augment=augment_from_params(section.get("augment")), seed=cfg.seed)
+                                     augment=augment_from_params(section.get("augment")), seed=cfg.seed,
+                                     doodle_share=share, doodle_style=style)
         val_set = ColorizerDataset(data_dir, category, "val", size=size, train=False,
                                    hint_params=hint_params, seed=cfg.seed)
+        doodle_val_set = ColorizerDataset(data_dir, category, "val", size=size, train=False,
+                                          hint_params=hint_params, seed=cfg.seed, doodles=True)
         where = pick_device(device or str(section.get("device", "auto")))
         trainer = Pix2PixTrainer(params.get("model") or {}, cfg, size, where)
         config_id = config_id_for(params.get("model"), section, size, hint_params, data_hash)
-        return cls(category, size, cfg, where, train_set, val_set, trainer, config_id)
+        return cls(category, size, cfg, where, train_set, val_set, doodle_val_set, trainer, config_id)
 
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
-        """Val SSIM/PSNR/L1 over the whole split, fixed-seed hints, serving precision."""
-        return evaluate_generator(generator, self.val_set, device=self.device,
-                                  batch_size=max(self.config.batch_size, 8))
+        """Val SSIM/PSNR/L1 and colour errors over the whole split, fixed-seed hints, serving
+        precision; then the same on the split's doodles (keys prefixed `doodle_`)."""
+        batch = max(self.config.batch_size, 8)
+        scores = evaluate_generator(generator, self.val_set, device=self.device, batch_size=batch)
+        doodles = evaluate_generator(generator, self.doodle_val_set, device=self.device, batch_size=batch)
+        return {**scores, **{f"doodle_{k}": v for k, v in doodles.items() if k != "n"}}
 
     def fit(self, out_dir: Path, *, resume: bool = True, on_eval: OnEval | None = None,
             extra_state: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> list[dict[str, float]]:

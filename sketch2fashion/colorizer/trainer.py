@@ -19,6 +19,7 @@ from tqdm import tqdm
 from sketch2fashion.colorizer.checkpoint import CheckpointDir, fingerprint, save_atomic
 from sketch2fashion.colorizer.dataset import make_loader
 from sketch2fashion.models.device import resolve_dtype
+from sketch2fashion.models.inputs import photos_to_signed, unpack_sketches
 from sketch2fashion.models.networks import build_discriminator, build_generator
 
 
@@ -31,6 +32,7 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     lambda_l1: float = 100.0
+    lambda_gan: float = 1.0  # 0 = no discriminator: plain L1 regression (the CPU demo's choice, see params.yaml)
     eval_every: int = 2
     seed: int = 0
     num_workers: int = 1
@@ -57,10 +59,13 @@ class Pix2PixTrainer:
         self.memory_format = (torch.channels_last if self.dtype != torch.float32 or device.type == "cuda"
                               else torch.contiguous_format)
         self.generator = build_generator(model_cfg, image_size).to(device, memory_format=self.memory_format)
-        self.discriminator = build_discriminator(model_cfg).to(device, memory_format=self.memory_format)
         betas = (cfg.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas)
+        self.discriminator: nn.Module | None = None
+        self.opt_d: torch.optim.Optimizer | None = None
+        if cfg.lambda_gan > 0:
+            self.discriminator = build_discriminator(model_cfg).to(device, memory_format=self.memory_format)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas)
         self.gan_loss = nn.BCEWithLogitsLoss()
         self.l1_loss = nn.L1Loss()
 
@@ -72,38 +77,49 @@ class Pix2PixTrainer:
         return x.to(self.device, memory_format=self.memory_format, non_blocking=True)
 
     def train_step(self, sketch: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
-        """One pix2pix step: update D on real/fake pairs, then G on fooling D + lambda*L1."""
+        """One pix2pix step: update D on real/fake pairs, then G on fooling D + lambda*L1
+        (without a discriminator, `lambda_gan: 0`, only the L1 step)."""
         sketch, photo = self._to_device(sketch), self._to_device(photo)
+        losses: dict[str, float] = {}
         with self._autocast():
             fake = self.generator(sketch)
-            # Discriminator: real pairs -> 1, generated pairs -> 0 (fake detached).
-            pred_real = self.discriminator(torch.cat([sketch, photo], 1))
-            pred_fake = self.discriminator(torch.cat([sketch, fake.detach()], 1))
-            loss_d = 0.5 * (self.gan_loss(pred_real.float(), torch.ones_like(pred_real, dtype=torch.float32))
-                            + self.gan_loss(pred_fake.float(), torch.zeros_like(pred_fake, dtype=torch.float32)))
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-
+        if self.discriminator is not None:
+            with self._autocast():
+                # Discriminator: real pairs -> 1, generated pairs -> 0 (fake detached).
+                pred_real = self.discriminator(torch.cat([sketch, photo], 1))
+                pred_fake = self.discriminator(torch.cat([sketch, fake.detach()], 1))
+                loss_d = 0.5 * (self.gan_loss(pred_real.float(), torch.ones_like(pred_real, dtype=torch.float32))
+                                + self.gan_loss(pred_fake.float(), torch.zeros_like(pred_fake, dtype=torch.float32)))
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            losses["loss_d"] = loss_d.item()
         with self._autocast():
-            pred = self.discriminator(torch.cat([sketch, fake], 1))
-            loss_gan = self.gan_loss(pred.float(), torch.ones_like(pred, dtype=torch.float32))
             loss_l1 = self.l1_loss(fake.float(), photo.float())
-            loss_g = loss_gan + self.cfg.lambda_l1 * loss_l1
+            loss_g = self.cfg.lambda_l1 * loss_l1
+            if self.discriminator is not None:
+                pred = self.discriminator(torch.cat([sketch, fake], 1))
+                loss_gan = self.gan_loss(pred.float(), torch.ones_like(pred, dtype=torch.float32))
+                loss_g = loss_g + self.cfg.lambda_gan * loss_gan
+                losses["loss_g_gan"] = loss_gan.item()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        return {"loss_d": loss_d.item(), "loss_g_gan": loss_gan.item(), "loss_g_l1": loss_l1.item()}
+        losses["loss_g_l1"] = loss_l1.item()
+        return losses
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        state = {"generator": self.generator.state_dict(), "opt_g": self.opt_g.state_dict()}
+        if self.discriminator is not None:
+            state.update(discriminator=self.discriminator.state_dict(), opt_d=self.opt_d.state_dict())
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["opt_d"])
 
 
 Evaluate = Callable[[nn.Module], dict[str, float]]
@@ -154,18 +170,19 @@ def fit(
         loader = make_loader(train_set, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
                              seed=cfg.seed * 7919 + epoch, drop_last=len(train_set) > cfg.batch_size)
         trainer.generator.train()
-        trainer.discriminator.train()
+        if trainer.discriminator is not None:
+            trainer.discriminator.train()
         sums: dict[str, float] = {}
         seen, started = 0, time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, mininterval=1.0)
         for batch in bar:
-            losses = trainer.train_step(batch["input"], batch["target"])
-            n = batch["input"].shape[0]
+            losses = trainer.train_step(unpack_sketches(batch["sketch"]), photos_to_signed(batch["photo"]))
+            n = batch["sketch"].shape[0]
             seen += n
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value * n
             rate = seen / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(l1=f"{losses['loss_g_l1']:.3f}", d=f"{losses['loss_d']:.3f}", img_s=f"{rate:.1f}")
+            bar.set_postfix(l1=f"{losses['loss_g_l1']:.3f}", img_s=f"{rate:.1f}")
         seconds = time.perf_counter() - started
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue

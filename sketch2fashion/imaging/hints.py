@@ -27,6 +27,10 @@ MAX_REGIONS = 4
 """Colour clusters looked for on a garment (similar clusters are merged afterwards)."""
 MERGE_DELTA_E = 15.0
 """Clusters whose Lab centres are closer than this are one colour region."""
+LIGHTNESS_WEIGHT = 0.5
+"""Colour regions are told apart with lightness counted at this weight against hue and chroma:
+shading makes one fabric lighter and darker, and a shopper hints the fabric's colour, not the
+highlight on a black sweater (which full-weight Lab clustering made a region of its own)."""
 MIN_REGION_SHARE = 0.03
 """Regions smaller than this share of the garment are details, not regions needing a hint."""
 STROKE_LENGTH = (3.0, 8.0)
@@ -107,15 +111,15 @@ def colour_regions(photo: np.ndarray, mask: np.ndarray, rng: np.random.Generator
                    sample: int = 2000) -> np.ndarray:
     """Label map (int32 HxW) of the garment's colour regions; -1 off the garment.
 
-    k-means in Lab over a sample of garment pixels, clusters closer than `merge_delta_e`
-    merged, then every garment pixel takes its nearest centre. No blurring first: a blur
+    k-means in Lab (lightness weighted by LIGHTNESS_WEIGHT) over a sample of garment pixels,
+    clusters closer than `merge_delta_e` merged, then every garment pixel takes its nearest centre. No blurring first: a blur
     would paint a blend colour along every stripe boundary and k-means would give it a region.
     """
     inside = mask > 0
     labels = np.full(mask.shape, -1, dtype=np.int32)
     if not inside.any():
         return labels
-    pixels = _lab(photo)[inside]
+    pixels = _lab(photo)[inside] * np.float32([LIGHTNESS_WEIGHT, 1.0, 1.0])
     picked = pixels[rng.choice(len(pixels), size=min(sample, len(pixels)), replace=False)]
     centres = _merge_close(_kmeans(picked, max_regions, rng), merge_delta_e)
     labels[inside] = np.argmin(((pixels[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)

@@ -11,8 +11,12 @@ region, as it does for a bucket fill.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 
 from sketch2fashion.imaging.edges import REFERENCE_SIZE
 
@@ -97,12 +101,7 @@ def skeleton(ink: np.ndarray) -> np.ndarray:
 
 def stroke_ends(ink: np.ndarray) -> np.ndarray:
     """(N, 2) array of (x, y) stroke end points: skeleton pixels with one run of neighbours."""
-    skel = skeleton(ink)
-    p = _neighbours(np.pad(skel.astype(np.uint8), 1))
-    count = sum(p)
-    ends = skel & (_transitions(p) == 1) & (count >= 1) & (count <= 2)
-    ys, xs = np.nonzero(ends)
-    return np.stack([xs, ys], axis=1)
+    return _ends_of(skeleton(ink))
 
 
 def _close_pairs(points: np.ndarray, max_distance: float) -> list[tuple[float, int, int]]:
@@ -206,9 +205,12 @@ def stroke_width(ink: np.ndarray) -> int:
     """Typical pen width of the drawing: twice the median distance from centre line to paper."""
     if not ink.any():
         return 1
+    return _width_along(ink, skeleton(ink))
+
+
+def _width_along(ink: np.ndarray, skel: np.ndarray) -> int:
     distance = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, 3)
-    centre = distance[skeleton(ink)]
-    return max(1, int(round(2 * float(np.median(centre)) - 1)))
+    return max(1, int(round(2 * float(np.median(distance[skel])) - 1)))
 
 
 def close_gaps(edges: np.ndarray, max_gap: float, *, to_strokes: bool = True) -> np.ndarray:
@@ -220,3 +222,120 @@ def close_gaps(edges: np.ndarray, max_gap: float, *, to_strokes: bool = True) ->
         for a, b in gaps:
             cv2.line(out, a, b, color=0, thickness=width, lineType=cv2.LINE_8)
     return out
+
+
+# --- doodles: wide openings and where they remain -------------------------------------------
+
+OPEN_GAP = 0.45
+"""A doodle's opening (a hem, a waistband left out) up to this share of the drawing's size is closed."""
+T_GAP = 0.1
+"""A stroke stopping this close (share of the drawing's size) to another stroke is joined to it."""
+ROUND_TRIP = 3.0
+"""Two stroke ends are an opening only when the way round along the ink is this many times longer."""
+
+
+@dataclass(frozen=True)
+class ClosedOutline:
+    """A drawing with its openings drawn shut (`edges`), the stroke ends nothing was joined to
+    (`open_ends`, N x 2 x y) and the drawing's pen width in pixels (`pen`)."""
+
+    edges: np.ndarray
+    open_ends: np.ndarray
+    pen: int
+
+
+def ink_extent(ink: np.ndarray) -> float:
+    """The drawing's size: its ink's bounding box's longer side (pixels), 0 without ink."""
+    ys, xs = np.nonzero(ink)
+    if len(xs) == 0:
+        return 0.0
+    return float(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1)
+
+
+def _along_ink(skel: np.ndarray, sources: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distances along the skeleton (8-connected, diagonal steps sqrt 2) from each source pixel
+    ((x, y) rows) to every skeleton pixel, inf beyond `limit`; and the skeleton's (x, y) pixels."""
+    ys, xs = np.nonzero(skel)
+    index = np.full(skel.shape, -1, np.int64)
+    index[ys, xs] = np.arange(len(xs))
+    padded = np.pad(index, 1, constant_values=-1)
+    rows, cols, weights = [], [], []
+    for dy, dx, cost in ((0, 1, 1.0), (1, 0, 1.0), (1, 1, np.sqrt(2.0)), (1, -1, np.sqrt(2.0))):
+        other = padded[ys + 1 + dy, xs + 1 + dx]
+        linked = other >= 0
+        rows.append(np.arange(len(xs))[linked])
+        cols.append(other[linked])
+        weights.append(np.full(int(linked.sum()), cost))
+    graph = csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+                       shape=(len(xs), len(xs)))
+    distances = dijkstra(graph, directed=False, indices=index[sources[:, 1], sources[:, 0]], limit=limit)
+    return np.atleast_2d(distances), np.stack([xs, ys], axis=1)
+
+
+def doodle_gaps(edges: np.ndarray, *, open_gap: float = OPEN_GAP, t_gap: float = T_GAP,
+                skel: np.ndarray | None = None) -> tuple[list[Gap], np.ndarray]:
+    """Openings of a quick drawing, and the stroke ends left open after joining them.
+
+    Returns (joins, open_ends): `joins` are ((x1, y1), (x2, y2)) lines that close the outline;
+    `open_ends` (N x 2, x y) are stroke ends nothing was joined to. Two stroke ends are an
+    opening when they are closer than `open_gap` x the drawing's size while the way round
+    along the ink is much longer (ROUND_TRIP x): the two sides of an undrawn hem, however
+    wide, but not the ends of a short dash or a tight "C". Ends left over are joined to the
+    nearest other stroke within `t_gap` x the size (a line stopping short of another).
+    """
+    ink = ink_of(edges)
+    extent = ink_extent(ink)
+    if extent == 0:
+        return [], np.zeros((0, 2), np.int64)
+    skel = skeleton(ink) if skel is None else skel
+    ends = _ends_of(skel)
+    if len(ends) == 0:
+        return [], ends
+    max_gap, max_t = open_gap * extent, t_gap * extent
+    along, points = _along_ink(skel, ends, ROUND_TRIP * max(max_gap, max_t))
+    end_nodes = np.array([int(np.flatnonzero((points[:, 0] == x) & (points[:, 1] == y))[0]) for x, y in ends])
+    used = np.zeros(len(ends), dtype=bool)
+    joins: list[Gap] = []
+    for distance, i, j in _close_pairs(ends, max_gap):
+        if used[i] or used[j] or distance < 2.0:
+            continue
+        if along[i, end_nodes[j]] > ROUND_TRIP * distance:  # inf when not connected at all
+            used[i] = used[j] = True
+            joins.append(((int(ends[i, 0]), int(ends[i, 1])), (int(ends[j, 0]), int(ends[j, 1]))))
+    for i in np.nonzero(~used)[0]:
+        dist = np.hypot(points[:, 0] - ends[i, 0], points[:, 1] - ends[i, 1])
+        others = (along[i] > ROUND_TRIP * np.maximum(dist, 1.0)) & (dist < max_t)
+        if others.any():
+            k = int(np.flatnonzero(others)[np.argmin(dist[others])])
+            used[i] = True
+            joins.append(((int(ends[i, 0]), int(ends[i, 1])), (int(points[k, 0]), int(points[k, 1]))))
+    return joins, ends[~used]
+
+
+def _ends_of(skel: np.ndarray) -> np.ndarray:
+    """(N, 2) (x, y) ends of a skeleton: pixels with one run of neighbours."""
+    p = _neighbours(np.pad(skel.astype(np.uint8), 1))
+    count = sum(p)
+    ends = skel & (_transitions(p) == 1) & (count >= 1) & (count <= 2)
+    ys, xs = np.nonzero(ends)
+    return np.stack([xs, ys], axis=1)
+
+
+def close_outline(edges: np.ndarray, *, open_gap: float = OPEN_GAP, t_gap: float = T_GAP) -> ClosedOutline:
+    """The drawing with its openings drawn shut in its own pen width (see `doodle_gaps`).
+
+    The one preprocessing step training and serving both apply before the hint fill, so a
+    shopper's open hem is closed for the model exactly as it was in training.
+    """
+    ink = ink_of(edges)
+    if not ink.any():
+        return ClosedOutline(edges, np.zeros((0, 2), np.int64), 1)
+    skel = skeleton(ink)
+    width = _width_along(ink, skel)
+    joins, open_ends = doodle_gaps(edges, open_gap=open_gap, t_gap=t_gap, skel=skel)
+    if not joins:
+        return ClosedOutline(edges, open_ends, width)
+    out = edges.copy()
+    for a, b in joins:
+        cv2.line(out, a, b, color=0, thickness=width, lineType=cv2.LINE_8)
+    return ClosedOutline(out, open_ends, width)

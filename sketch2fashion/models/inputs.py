@@ -1,7 +1,7 @@
 """Array <-> tensor conversions shared by training and serving.
 
 Keeping them in one place is what makes the served model see exactly the inputs it was trained
-on. The generator input has 5 channels, each in [-1, 1] or {0, 1}:
+on. The generator input has 9 channels, each in [-1, 1] or [0, 1]:
 
   0     edge map: uint8 scaled linearly, 0 -> -1 and 255 -> +1. The edges stage stores black ink
         on white paper, so ink = -1 and paper = +1; a served sketch must use the same polarity.
@@ -9,8 +9,11 @@ on. The generator input has 5 channels, each in [-1, 1] or {0, 1}:
   4     hint mask: 0 (no hint) or 1 (hint). We keep 0/1 rather than -1/+1 so that "no hint"
         is all zeros across the four hint channels: an unhinted sketch then contributes nothing
         through those channels, whatever colour garbage the RGB array held there.
+  5..7  flat fill RGB (imaging/flat_fill.py): like the hints, [-1, 1] where filled, 0 elsewhere.
+  8     fill weight: 0 (unfilled), 0.5 (guessed), 1 (a hint's own region).
 
-Photos (targets and outputs) are RGB, 3 x H x W in [-1, 1], matching the generator's Tanh.
+Generators registered before the flat fill read channels 0..4 only (`SKETCH_CHANNELS`).
+Photos (targets and outputs) are RGB, 3 x H x W in [-1, 1], matching the generator's output.
 """
 from __future__ import annotations
 
@@ -22,38 +25,81 @@ import torch
 ArrayLike = np.ndarray | Sequence[np.ndarray]
 
 
-def to_generator_input(
-    edges_u8: np.ndarray, hint_rgb_u8: np.ndarray, hint_mask: np.ndarray
-) -> torch.Tensor:
-    """One sketch -> float32 tensor 5 x H x W.
+SKETCH_PLANES = 9
+"""A prepared sketch packed as uint8 planes, in the order of the generator's channels: edges,
+hint RGB, hint mask (0/255), fill RGB, fill weight (0/128/255). Datasets and the serving path
+move sketches in this form (a ninth of float32's bytes) and convert whole batches at once."""
 
-    edges_u8: H x W (or H x W x 1) uint8; hint_rgb_u8: H x W x 3 uint8 RGB;
-    hint_mask: H x W, any dtype, nonzero = hinted pixel.
+
+def to_generator_input(edges_u8: np.ndarray, hint_rgb_u8: np.ndarray, hint_mask: np.ndarray,
+                       fill_rgb_u8: np.ndarray, fill_weight_u8: np.ndarray) -> torch.Tensor:
+    """One prepared sketch -> float32 tensor 9 x H x W.
+
+    edges_u8: H x W uint8; hint_rgb_u8 / fill_rgb_u8: H x W x 3 uint8 RGB; hint_mask: H x W, any
+    dtype, nonzero = hinted pixel; fill_weight_u8: H x W uint8, 0 / 128 / 255 (flat_fill.FlatFill).
     """
-    return to_generator_batch(edges_u8[None], hint_rgb_u8[None], hint_mask[None])[0]
+    return to_generator_batch(edges_u8[None], hint_rgb_u8[None], hint_mask[None], fill_rgb_u8[None],
+                              fill_weight_u8[None])[0]
 
 
-def to_generator_batch(edges_u8: ArrayLike, hint_rgb_u8: ArrayLike, hint_mask: ArrayLike) -> torch.Tensor:
-    """N sketches (arrays stacked on axis 0, or sequences of per-image arrays) -> N x 5 x H x W."""
+def to_generator_batch(edges_u8: ArrayLike, hint_rgb_u8: ArrayLike, hint_mask: ArrayLike,
+                       fill_rgb_u8: ArrayLike, fill_weight_u8: ArrayLike) -> torch.Tensor:
+    """N prepared sketches (arrays stacked on axis 0, or sequences of per-image arrays) -> N x 9 x H x W."""
+    return unpack_sketches(pack_sketches(edges_u8, hint_rgb_u8, hint_mask, fill_rgb_u8, fill_weight_u8))
+
+
+def pack_sketches(edges_u8: ArrayLike, hint_rgb_u8: ArrayLike, hint_mask: ArrayLike,
+                  fill_rgb_u8: ArrayLike, fill_weight_u8: ArrayLike) -> np.ndarray:
+    """N prepared sketches -> uint8 N x SKETCH_PLANES x H x W (see SKETCH_PLANES)."""
     edges = _stack(edges_u8)
     hints = _stack(hint_rgb_u8)
     masks = _stack(hint_mask)
+    fills = _stack(fill_rgb_u8)
+    weights = _stack(fill_weight_u8)
     if edges.ndim == 4 and edges.shape[-1] == 1:
         edges = edges[..., 0]
     if edges.ndim != 3:
         raise ValueError(f"edge maps must be N x H x W, got shape {edges.shape}")
     n, h, w = edges.shape
-    if hints.shape != (n, h, w, 3):
-        raise ValueError(f"hint RGB must be N x H x W x 3 = {(n, h, w, 3)}, got {hints.shape}")
-    if masks.shape != (n, h, w):
-        raise ValueError(f"hint mask must be N x H x W = {(n, h, w)}, got {masks.shape}")
-    _require_uint8(edges, "edge map")
-    _require_uint8(hints, "hint RGB")
+    for array, what, shape in ((hints, "hint RGB", (n, h, w, 3)), (masks, "hint mask", (n, h, w)),
+                               (fills, "fill RGB", (n, h, w, 3)), (weights, "fill weight", (n, h, w))):
+        if array.shape != shape:
+            raise ValueError(f"{what} must be N x H x W{' x 3' if len(shape) == 4 else ''} = {shape}, "
+                             f"got {array.shape}")
+    for array, what in ((edges, "edge map"), (hints, "hint RGB"), (fills, "fill RGB"), (weights, "fill weight")):
+        _require_uint8(array, what)
+    packed = np.empty((n, SKETCH_PLANES, h, w), np.uint8)
+    packed[:, 0] = edges
+    packed[:, 1:4] = hints.transpose(0, 3, 1, 2)
+    packed[:, 4] = np.where(masks != 0, 255, 0)
+    packed[:, 5:8] = fills.transpose(0, 3, 1, 2)
+    packed[:, 8] = weights
+    return packed
 
-    mask = torch.from_numpy(np.ascontiguousarray(masks != 0)).to(torch.float32)[:, None]
-    edge_t = _u8_to_signed(torch.from_numpy(np.ascontiguousarray(edges))[:, None])
-    hint_t = _u8_to_signed(torch.from_numpy(np.ascontiguousarray(hints)).permute(0, 3, 1, 2)) * mask
-    return torch.cat([edge_t, hint_t, mask], dim=1).contiguous()
+
+def unpack_sketches(packed: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 N x SKETCH_PLANES x H x W -> the generator's float32 input N x 9 x H x W (module doc).
+
+    Hint and fill colours are zeroed where their mask / weight is 0, whatever the planes held.
+    """
+    tensor = torch.as_tensor(packed)
+    if tensor.dim() != 4 or tensor.shape[1] != SKETCH_PLANES or tensor.dtype != torch.uint8:
+        raise ValueError(f"packed sketches must be uint8 N x {SKETCH_PLANES} x H x W, "
+                         f"got {tensor.dtype} {tuple(tensor.shape)}")
+    x = tensor.to(torch.float32)
+    out = x / 127.5 - 1.0
+    hinted = (x[:, 4:5] > 0).to(torch.float32)
+    weight = x[:, 8:9] / 255.0
+    out[:, 1:4] *= hinted
+    out[:, 4:5] = hinted
+    out[:, 5:8] *= (weight > 0).to(torch.float32)
+    out[:, 8:9] = weight
+    return out
+
+
+def photos_to_signed(photos_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 photos N x 3 x H x W (as datasets carry them) -> float32 in [-1, 1]."""
+    return _u8_to_signed(torch.as_tensor(photos_u8))
 
 
 def to_target(photo_rgb_u8: ArrayLike) -> torch.Tensor:

@@ -17,18 +17,21 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from sketch2fashion.models.hint_fill import FILL_CHANNELS, HintFill
 
-GENERATOR_IN_CHANNELS = 5  # edge map (1) + hint RGB (3) + hint mask (1); see models/inputs.py
+GENERATOR_IN_CHANNELS = 9  # edges, hint RGB + mask, flat fill RGB + weight; see models/inputs.py
+SKETCH_CHANNELS = 5  # edges, hint RGB + mask: what the generators registered before the flat fill read
 IMAGE_CHANNELS = 3
 NORMS = ("batch", "instance", "none")
+UPSAMPLES = ("resize", "transpose")
+OUTPUTS = ("residual", "image")
 MAX_AUTO_DEPTH = 8  # pix2pix's 256 px U-Net; deeper only shrinks an already 1x1 bottleneck
 
 # Keys that `build_generator` / `build_discriminator` accept from params.yaml `model:`.
 MODEL_KEYS = frozenset(
     {"ngf", "ndf", "depth", "norm", "dropout", "dropout_layers", "n_layers", "init_gain",
-     "in_channels", "out_channels", "hint_fill"}
+     "in_channels", "out_channels", "upsample", "output", "work_scale"}
 )
 
 
@@ -59,14 +62,15 @@ def max_depth_for(size: int) -> int:
     return depth
 
 
-def check_image_size(height: int, width: int, depth: int) -> None:
-    """Raise a ValueError that says what to change when the U-Net cannot halve the image `depth` times."""
-    step = 2**depth
+def check_image_size(height: int, width: int, depth: int, work_scale: int = 1) -> None:
+    """Raise a ValueError that says what to change when the U-Net cannot halve the image `depth`
+    times (after the `work_scale` reduction)."""
+    step = 2**depth * work_scale
     if height % step or width % step:
-        fits = min(max_depth_for(height), max_depth_for(width))
+        fits = min(max_depth_for(height // work_scale), max_depth_for(width // work_scale))
         raise ValueError(
-            f"UNetGenerator(depth={depth}) needs height and width divisible by 2**{depth}={step}, "
-            f"got {height}x{width}. Resize the images to a multiple of {step}"
+            f"UNetGenerator(depth={depth}, work_scale={work_scale}) needs height and width divisible by "
+            f"{step}, got {height}x{width}. Resize the images to a multiple of {step}"
             + (f", or build the generator with depth={fits}" if fits >= 2 else "")
             + " (model.depth in params.yaml)."
         )
@@ -75,9 +79,22 @@ def check_image_size(height: int, width: int, depth: int) -> None:
 class UNetGenerator(nn.Module):
     """pix2pix U-Net: `depth` stride-2 downsamplings, mirrored upsamplings and skip connections.
 
-    Input  N x in_channels x H x W in [-1, 1], H and W divisible by 2**depth.
-    Output N x out_channels x H x W in [-1, 1] (Tanh).
+    Input  N x in_channels x H x W (models/inputs.py), H and W divisible by work_scale * 2**depth.
+    Output N x out_channels x H x W in [-1, 1] (clamped by the caller for `residual`).
     Channels per encoder level: ngf, 2ngf, 4ngf, 8ngf, 8ngf, ... (capped at 8*ngf).
+
+    Three choices beyond the paper, each a params `model:` key:
+    - `upsample: resize` (default): bilinear x2 then a 3x3 conv in the decoder instead of a 4x4
+      stride-2 transposed conv, whose uneven kernel overlap prints a checkerboard into every
+      photo (Odena et al., "Deconvolution and Checkerboard Artifacts", 2016).
+    - `output: residual` (default): the U-Net paints a correction on top of the flat colour fill
+      of the hints (imaging/flat_fill.py; white where nothing is filled). Its last layer starts
+      at zero, so an untrained generator already returns the shopper's colours, and training
+      only has to learn shading, detail and what to paint where no hint says. `image` is the
+      paper's Tanh photo.
+    - `work_scale: 2`: the U-Net runs at half the resolution and its correction is upsampled
+      onto the full-resolution fill, so the garment's edges stay as sharp as the drawing while
+      the network costs a quarter (shading is smooth; the fill carries the edges).
     """
 
     def __init__(
@@ -89,30 +106,43 @@ class UNetGenerator(nn.Module):
         norm: str = "batch",
         dropout: float = 0.5,
         dropout_layers: int = 3,
-        hint_fill: HintFill | None = None,
+        upsample: str = "resize",
+        output: str = "residual",
+        work_scale: int = 1,
     ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"UNetGenerator depth must be at least 2, got {depth}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if output == "residual" and (in_channels < GENERATOR_IN_CHANNELS or out_channels != IMAGE_CHANNELS):
+            raise ValueError(f"output 'residual' paints on the flat fill: it needs the {GENERATOR_IN_CHANNELS}-channel "
+                             f"input and an RGB output, got {in_channels} -> {out_channels}")
+        if work_scale not in (1, 2, 4):
+            raise ValueError(f"work_scale must be 1, 2 or 4, got {work_scale}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.depth = depth
-        self.hint_fill = hint_fill  # flat colour fill of the hints, fed beside the input
+        self.residual = output == "residual"
+        self.work_scale = int(work_scale)
         widths = [ngf * min(2**level, 8) for level in range(depth)]
-        first_in = in_channels + (FILL_CHANNELS if hint_fill is not None else 0)
-        self.encoder = _encoder_blocks(first_in, widths, norm)
-        self.decoder = _decoder_blocks(widths, out_channels, norm, dropout, dropout_layers)
+        self.encoder = _encoder_blocks(in_channels, widths, norm)
+        self.decoder = _decoder_blocks(widths, out_channels, norm, dropout, dropout_layers, upsample,
+                                       self.residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"UNetGenerator expects N x {self.in_channels} x H x W input, got {tuple(x.shape)}"
             )
-        check_image_size(x.shape[-2], x.shape[-1], self.depth)
-        if self.hint_fill is not None:
-            x = torch.cat([x, self.hint_fill(x)], dim=1)
+        check_image_size(x.shape[-2], x.shape[-1], self.depth, self.work_scale)
+        full = x
+        if self.work_scale > 1:
+            x = F.avg_pool2d(x, self.work_scale)
         skips = []
         for block in self.encoder:
             x = block(x)
@@ -122,7 +152,17 @@ class UNetGenerator(nn.Module):
             x = block(x)
             if skips:
                 x = torch.cat([x, skips.pop()], dim=1)
+        if self.work_scale > 1:
+            x = F.interpolate(x, scale_factor=float(self.work_scale), mode="bilinear", align_corners=False)
+        if self.residual:
+            x = fill_base(full) + x
         return x
+
+
+def fill_base(x: torch.Tensor) -> torch.Tensor:
+    """The flat fill as a photo: its colour where anything is filled, white paper elsewhere."""
+    fill, weight = x[:, 5:8], x[:, 8:9]
+    return torch.where(weight > 0, fill, torch.ones_like(fill))
 
 
 def _encoder_blocks(in_channels: int, widths: list[int], norm: str) -> nn.ModuleList:
@@ -143,18 +183,20 @@ def _encoder_blocks(in_channels: int, widths: list[int], norm: str) -> nn.Module
 
 
 def _decoder_blocks(widths: list[int], out_channels: int, norm: str, dropout: float,
-                    dropout_layers: int) -> nn.ModuleList:
-    """Innermost first, ConvTranspose-Norm-[Dropout]-ReLU (the paper's CDk): block j upsamples to
-    level depth-2-j, whose skip is then concatenated; the last block makes the Tanh image."""
+                    dropout_layers: int, upsample: str, residual: bool) -> nn.ModuleList:
+    """Innermost first, Up-Norm-[Dropout]-ReLU (the paper's CDk): block j upsamples to level
+    depth-2-j, whose skip is then concatenated; the last block makes the image (Tanh) or the
+    correction of the fill (no activation, zero at the start)."""
     make_norm, bias, depth = norm_layer(norm), _conv_bias(norm), len(widths)
     blocks = nn.ModuleList()
     for step in range(depth):
         level = depth - 1 - step  # the level this block upsamples from
         in_width = widths[level] if step == 0 else 2 * widths[level]
         if level == 0:
-            layers: list[nn.Module] = [_up_conv(in_width, out_channels, bias=True), nn.Tanh()]
+            last = _up_conv(in_width, out_channels, bias=True, how=upsample)
+            layers: list[nn.Module] = [last] if residual else [last, nn.Tanh()]
         else:
-            layers = [_up_conv(in_width, widths[level - 1], bias=bias), make_norm(widths[level - 1])]
+            layers = [_up_conv(in_width, widths[level - 1], bias=bias, how=upsample), make_norm(widths[level - 1])]
             if dropout > 0 and step < dropout_layers:
                 layers.append(nn.Dropout(dropout))
             layers.append(nn.ReLU(inplace=True))
@@ -204,7 +246,17 @@ def _down_conv(in_ch: int, out_ch: int, bias: bool) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1, bias=bias)
 
 
-def _up_conv(in_ch: int, out_ch: int, bias: bool) -> nn.ConvTranspose2d:
+class ResizeConv(nn.Sequential):
+    """x2 bilinear upsampling, then a 3x3 conv: every output pixel gets the same kernel overlap."""
+
+    def __init__(self, in_ch: int, out_ch: int, bias: bool) -> None:
+        super().__init__(nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
+                         nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1, bias=bias))
+
+
+def _up_conv(in_ch: int, out_ch: int, bias: bool, how: str = "transpose") -> nn.Module:
+    if how == "resize":
+        return ResizeConv(in_ch, out_ch, bias)
     return nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1, bias=bias)
 
 
@@ -245,9 +297,10 @@ def build_generator(cfg: Mapping[str, Any], image_size: int | None = None) -> UN
     rather than at the first forward pass.
     """
     _check_keys(cfg)
-    depth = resolve_depth(cfg.get("depth", 8), image_size)
+    work_scale = int(cfg.get("work_scale", 1))
+    depth = resolve_depth(cfg.get("depth", 8), None if image_size is None else image_size // work_scale)
     if image_size is not None:
-        check_image_size(image_size, image_size, depth)
+        check_image_size(image_size, image_size, depth, work_scale)
     net = UNetGenerator(
         in_channels=int(cfg.get("in_channels", GENERATOR_IN_CHANNELS)),
         out_channels=int(cfg.get("out_channels", IMAGE_CHANNELS)),
@@ -256,21 +309,17 @@ def build_generator(cfg: Mapping[str, Any], image_size: int | None = None) -> UN
         norm=str(cfg.get("norm", "batch")),
         dropout=float(cfg.get("dropout", 0.5)),
         dropout_layers=int(cfg.get("dropout_layers", 3)),
-        hint_fill=_hint_fill(cfg.get("hint_fill")),
+        upsample=str(cfg.get("upsample", "resize")),
+        output=str(cfg.get("output", "residual")),
+        work_scale=work_scale,
     )
-    return init_weights(net, float(cfg.get("init_gain", 0.02)))  # type: ignore[return-value]
-
-
-def _hint_fill(cfg: Any) -> HintFill | None:
-    """params `model.hint_fill`: false/absent = off, true = defaults, or a mapping {steps, scale}."""
-    if not cfg:
-        return None
-    if cfg is True:
-        return HintFill()
-    unknown = set(cfg) - {"steps", "scale"}
-    if unknown:
-        raise ValueError(f"params model.hint_fill: unknown key(s) {sorted(unknown)}; accepted: steps, scale")
-    return HintFill(**{k: int(v) for k, v in cfg.items()})
+    init_weights(net, float(cfg.get("init_gain", 0.02)))
+    if net.residual:  # an untrained generator returns the fill itself: the shopper's colours
+        last = net.decoder[-1][0]
+        conv = last[-1] if isinstance(last, ResizeConv) else last
+        nn.init.zeros_(conv.weight)
+        nn.init.zeros_(conv.bias)
+    return net
 
 
 def build_discriminator(cfg: Mapping[str, Any]) -> PatchDiscriminator:

@@ -2,7 +2,10 @@
 
 The registry stores exactly what serving runs: `mlflow.pyfunc.load_model("models:/colorizer-top@champion")`
 returns a model whose `predict` maps the generator input of models/inputs.py (float32
-N x 5 x H x W) to photos (float32 N x 3 x H x W in [-1, 1]). Nothing trains or samples at
+N x 9 x H x W: the sketch and its flat fill) to photos (float32 N x 3 x H x W in [-1, 1]).
+Versions registered before the flat fill read 5 channels (their signature says so); callers
+hand them the first 5 of the 9, the sketch itself (`fit_input`), so every version serves from
+the same prepared input. Nothing trains or samples at
 prediction time (eval mode: no dropout, BatchNorm running statistics), so a sketch always gives
 the same photo.
 
@@ -36,8 +39,8 @@ from mlflow.models.model import ModelInfo
 from mlflow.types import Schema, TensorSpec
 from torch import nn
 
-from sketch2fashion.imaging.hints import resize_hints, split_sketch
-from sketch2fashion.imaging.io import decode_rgb, encode_png, resize_square, square_pad
+from sketch2fashion.imaging.flat_fill import prepare_drawing
+from sketch2fashion.imaging.io import decode_rgb, encode_png
 from sketch2fashion.registry.compiled import DEFAULT_BATCH_SIZES, compile_generator, wants_compile
 from sketch2fashion.models.device import inference_autocast, pick_device, resolve_dtype
 from sketch2fashion.models.inputs import to_generator_batch, to_images
@@ -93,7 +96,7 @@ def export_program(generator: nn.Module, example_input: torch.Tensor, path: str 
 
 
 class ColorizerModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper of the exported generator: N x 5 x H x W -> N x 3 x H x W float32."""
+    """pyfunc wrapper of the exported generator: N x 9 x H x W -> N x 3 x H x W float32."""
 
     def __init__(self) -> None:
         # Filled by load_context; the instance is pickled at logging time, so keep it empty here.
@@ -125,7 +128,8 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
         if not wanted:
             return {"compiled": False, "why": why}
         size = int(self.config.get("image_size", 256))
-        example = torch.from_numpy(blank_sketch_input(size)).to(self.device)
+        in_channels = int(self.config.get("in_channels", GENERATOR_IN_CHANNELS))
+        example = torch.from_numpy(blank_sketch_input(size)[:, :in_channels]).to(self.device)
         runner, failure = compile_generator(self.module, device=self.device, dtype=self.dtype,
                                             example=example, batch_sizes=batch_sizes)
         if runner is None:
@@ -140,7 +144,7 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: mlflow.pyfunc.PythonModelContext | None, model_input: np.ndarray,
                 params: dict[str, Any] | None = None) -> np.ndarray:
-        """Generator input (float32 N x 5 x H x W) -> photos (float32 N x 3 x H x W in [-1, 1])."""
+        """Generator input (float32 N x 9 x H x W) -> photos (float32 N x 3 x H x W in [-1, 1])."""
         if self.runner is None:
             raise RuntimeError("ColorizerModel.predict called before load_context")
         batch = np.asarray(_single_array(model_input), dtype=np.float32)
@@ -163,6 +167,21 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
             raise ValueError(f"colorizer needs H and W divisible by {step}, got {shape[2]}x{shape[3]}")
 
 
+def input_channels(model: Any) -> int:
+    """How many input channels a loaded pyfunc colorizer takes, from its registered signature."""
+    try:
+        return int(model.metadata.get_input_schema().inputs[0].shape[1])
+    except (AttributeError, IndexError, TypeError):
+        return GENERATOR_IN_CHANNELS
+
+
+def fit_input(model: Any, batch: np.ndarray) -> np.ndarray:
+    """`batch` (N x 9 x H x W) as `model` reads it: all 9 channels, or the sketch's first 5 for a
+    version registered before the flat fill."""
+    channels = input_channels(model)
+    return batch if channels >= batch.shape[1] else batch[:, :channels]
+
+
 class PyfuncGenerator(nn.Module):
     """A loaded pyfunc colorizer behind the nn.Module interface the evaluator drives: scores the
     served artifact exactly as serving runs it."""
@@ -173,7 +192,7 @@ class PyfuncGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(np.asarray(self.pyfunc_model.predict(batch)))
+        return torch.from_numpy(np.asarray(self.pyfunc_model.predict(fit_input(self.pyfunc_model, batch))))
 
 
 def _load_generator(path: str, device: torch.device) -> Any:
@@ -218,10 +237,10 @@ def colorizer_signature(image_size: int, in_channels: int = GENERATOR_IN_CHANNEL
 
 
 def blank_sketch_input(image_size: int) -> np.ndarray:
-    """A 1 x 5 x H x W generator input of empty paper without hints: a valid, cheap example."""
-    blank = to_generator_batch(np.full((1, image_size, image_size), 255, np.uint8),
-                               np.zeros((1, image_size, image_size, 3), np.uint8),
-                               np.zeros((1, image_size, image_size), np.uint8))
+    """A 1 x 9 x H x W generator input of empty paper without hints: a valid, cheap example."""
+    size = (1, image_size, image_size)
+    blank = to_generator_batch(np.full(size, 255, np.uint8), np.zeros((*size, 3), np.uint8), np.zeros(size, np.uint8),
+                               np.zeros((*size, 3), np.uint8), np.zeros(size, np.uint8))
     return blank.numpy()
 
 
@@ -247,7 +266,8 @@ def log_colorizer(
     reserved = {GENERATOR_ARTIFACT, CONFIG_ARTIFACT} & set(extra_artifacts or {})
     if reserved:
         raise ValueError(f"extra_artifacts may not use the reserved name(s) {sorted(reserved)}")
-    example = blank_sketch_input(image_size)
+    config_in = int(getattr(generator, "in_channels", GENERATOR_IN_CHANNELS))
+    example = blank_sketch_input(image_size)[:, :config_in]
     config = _model_config_json(generator, category, image_size, model_config)
     with tempfile.TemporaryDirectory(prefix="s2f-colorizer-") as tmp:
         generator_file = export_program(generator, torch.from_numpy(example), Path(tmp) / GENERATOR_FILE)
@@ -272,16 +292,12 @@ def log_colorizer(
 def colorize_png(model: Predictor, sketch_png_bytes: bytes, size: int) -> bytes:
     """A drawing (PNG/JPEG bytes: black lines, coloured hints) -> the generated photo as PNG bytes.
 
-    The drawing is padded square with white paper, split into ink and hints at full resolution,
-    then resized: lines by area averaging (thin strokes survive), hints by nearest neighbour (colours
-    never blend with "no hint").
+    Prepared exactly as the service does (imaging.flat_fill.prepare_drawing).
     """
-    rgb = square_pad(decode_rgb(sketch_png_bytes))
-    edges, hints = split_sketch(rgb)
-    small_hints = resize_hints(hints, size)
-    batch = to_generator_batch(resize_square(edges, size)[None], small_hints.rgb[None],
-                               small_hints.mask[None])
-    photos = np.asarray(model.predict(batch.numpy()), dtype=np.float32)
+    prepared = prepare_drawing(decode_rgb(sketch_png_bytes), size)
+    batch = to_generator_batch(prepared.edges[None], prepared.hints.rgb[None], prepared.hints.mask[None],
+                               prepared.fill.rgb[None], prepared.fill.weight[None])
+    photos = np.asarray(model.predict(fit_input(model, batch.numpy())), dtype=np.float32)
     return encode_png(to_images(torch.from_numpy(photos))[0])
 
 

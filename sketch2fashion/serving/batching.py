@@ -17,6 +17,8 @@ import numpy as np
 
 from sketch2fashion.serving import metrics
 from sketch2fashion.serving.champions import Champion
+from sketch2fashion.models.inputs import SKETCH_PLANES
+from sketch2fashion.registry.colorizer_model import fit_input
 from sketch2fashion.serving.sketches import generator_input, photos_to_uint8
 
 log = logging.getLogger("sketch2fashion.serving")
@@ -24,9 +26,7 @@ log = logging.getLogger("sketch2fashion.serving")
 
 class Job(Protocol):
     category: str
-    edges: np.ndarray
-    hint_rgb: np.ndarray
-    hint_mask: np.ndarray
+    sketch: np.ndarray
 
 
 def colorize_jobs(champions: Mapping[str, Champion], jobs: Sequence[Job], size: int) -> list[dict[str, Any]]:
@@ -49,9 +49,8 @@ def colorize_jobs(champions: Mapping[str, Champion], jobs: Sequence[Job], size: 
         metrics.observe_batch(category, len(members))
         try:
             started = time.perf_counter()
-            batch = generator_input([jobs[i].edges for i in members], [jobs[i].hint_rgb for i in members],
-                                    [jobs[i].hint_mask for i in members])
-            photos = photos_to_uint8(champion.model.predict(batch))
+            batch = generator_input([jobs[i].sketch for i in members])
+            photos = photos_to_uint8(champion.model.predict(fit_input(champion.model, batch)))
             metrics.observe_forward(category, time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - report per job, keep the other groups
             log.exception("colorizer %s v%s failed on a batch of %d", category, champion.version, len(members))
@@ -65,8 +64,8 @@ def colorize_jobs(champions: Mapping[str, Champion], jobs: Sequence[Job], size: 
 
 
 def _shape_problem(job: Job, size: int) -> str | None:
-    if job.edges.shape != (size, size) or job.hint_mask.shape != (size, size) \
-            or job.hint_rgb.shape != (size, size, 3):
-        return (f"sketch arrays must be {size}x{size} (edges, mask) and {size}x{size}x3 (hints), got "
-                f"{job.edges.shape}, {job.hint_mask.shape}, {job.hint_rgb.shape}")
+    array = np.asarray(job.sketch)
+    if array.shape != (SKETCH_PLANES, size, size) or array.dtype != np.uint8:
+        return (f"a packed sketch must be uint8 {SKETCH_PLANES}x{size}x{size}, got {array.dtype} "
+                f"{'x'.join(map(str, array.shape))}")
     return None

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from sketch2fashion.registry.colorizer_model import fit_input
 from sketch2fashion.registry.tracking import DB_NAME, STORE_DIR, TRACKING_URI_ENV
 from sketch2fashion.serving import metrics
 from sketch2fashion.serving.config import ServingConfig
@@ -81,9 +82,9 @@ def resolve_source(config: ServingConfig) -> str:
 def probe(model: Any, size: int) -> None:
     """Raise ModelRefused unless `model` turns the probe sketch into a finite 3 x size x size photo."""
     sketch = probe_sketch(size)
-    batch = generator_input([sketch.edges], [sketch.hint_rgb], [sketch.hint_mask])
+    batch = generator_input([sketch.packed])
     try:
-        out = np.asarray(model.predict(batch))
+        out = np.asarray(model.predict(fit_input(model, batch)))
     except Exception as exc:  # noqa: BLE001 - any failure means "cannot serve"
         raise ModelRefused(f"failed on the probe sketch: {type(exc).__name__}: {exc}") from exc
     if out.shape != (1, 3, size, size):

@@ -165,8 +165,7 @@ class Endpoints:
         return await anyio.to_thread.run_sync(self.classify, prepared.drawing)
 
     async def _generate(self, prepared: PreparedSketch, category: str) -> tuple[np.ndarray, int | None]:
-        job = ColorizeJob(category=category, edges=prepared.edges, hint_rgb=prepared.hint_rgb,
-                          hint_mask=prepared.hint_mask)
+        job = ColorizeJob(category=category, sketch=prepared.packed)
         started = time.perf_counter()
         try:
             result = await self.colorizer.colorize(job)

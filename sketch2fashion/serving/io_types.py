@@ -16,12 +16,10 @@ Uint8Array = Annotated[np.ndarray, DType("uint8")]
 
 
 class ColorizeJob(bentoml.IODescriptor):
-    """One prepared sketch at the model's size (see serving.sketches)."""
+    """One prepared sketch at the model's size, packed (uint8 9 x S x S, see serving.sketches)."""
 
     category: str
-    edges: Uint8Array
-    hint_rgb: Uint8Array
-    hint_mask: Uint8Array
+    sketch: Uint8Array
 
 
 class ColorizeResult(bentoml.IODescriptor):

@@ -1,8 +1,11 @@
 """A shopper's drawing -> the colorizer's input, with the same steps as `registry.colorize_png`.
 
 The drawing is padded square with white paper, split into ink and colour hints at full
-resolution, then resized: lines by area averaging, hints by nearest neighbour. Done in the API
-process so the Colorizer (the GPU worker) receives small uint8 arrays and only runs the model.
+resolution, then resized: lines by area averaging, hints by nearest neighbour. Then the same
+preprocessing as in training (`imaging.flat_fill.prepare_fill`): openings of a quick outline
+closed, hints spread over their regions. Done in the API process so the Colorizer (the GPU
+worker) receives one small packed uint8 array (models.inputs.pack_sketches) and only runs the
+model; the stroke ends left open come back to the page, which asks the shopper to close them.
 """
 from __future__ import annotations
 
@@ -12,31 +15,34 @@ import cv2
 import numpy as np
 import torch
 
-from sketch2fashion.imaging.hints import resize_hints, split_sketch
-from sketch2fashion.imaging.io import resize_square, square_pad
+from sketch2fashion.imaging.flat_fill import prepare_drawing
+from sketch2fashion.imaging.io import square_pad
+from sketch2fashion.models.inputs import pack_sketches, to_images, unpack_sketches
 from sketch2fashion.serving.config import PHOTO_MEDIA_TYPES
-from sketch2fashion.models.inputs import to_generator_batch, to_images
 
 
 @dataclass(frozen=True)
 class PreparedSketch:
-    """One drawing at the model's size: edges (S x S), hint RGB (S x S x 3), hint mask (S x S)."""
+    """One drawing at the model's size, packed for the generator (uint8 9 x S x S, see
+    models.inputs.SKETCH_PLANES), with what the page and the metrics want to know of it."""
 
-    edges: np.ndarray
-    hint_rgb: np.ndarray
-    hint_mask: np.ndarray
+    packed: np.ndarray
     hints: int
     """Separate colour marks (dots, strokes) in the drawing: what the hints metric counts."""
     drawing: np.ndarray
     """The square-padded drawing (RGB uint8), which the catalog search also looks at."""
+    open_ends: np.ndarray
+    """Stroke ends (N x 2, x y as fractions of the square drawing) where the outline is still
+    open and colour would otherwise run out: where the page asks the shopper to close it."""
 
 
 def prepare_sketch(rgb: np.ndarray, size: int) -> PreparedSketch:
     square = square_pad(rgb)
-    edges, hints = split_sketch(square)
-    small = resize_hints(hints, size)
-    return PreparedSketch(edges=resize_square(edges, size), hint_rgb=small.rgb, hint_mask=small.mask,
-                          hints=count_marks(hints.mask), drawing=square)
+    prepared = prepare_drawing(square, size)
+    packed = pack_sketches(prepared.edges[None], prepared.hints.rgb[None], prepared.hints.mask[None],
+                           prepared.fill.rgb[None], prepared.fill.weight[None])[0]
+    return PreparedSketch(packed=packed, hints=count_marks(prepared.hints.mask), drawing=square,
+                          open_ends=(prepared.open_ends.astype(np.float64) + 0.5) / size)
 
 
 def count_marks(mask: np.ndarray) -> int:
@@ -47,10 +53,9 @@ def count_marks(mask: np.ndarray) -> int:
     return int(count) - 1
 
 
-def generator_input(edges: list[np.ndarray], hint_rgb: list[np.ndarray],
-                    hint_mask: list[np.ndarray]) -> np.ndarray:
-    """Stacked prepared sketches -> float32 N x 5 x S x S (models/inputs.py encoding)."""
-    return to_generator_batch(edges, hint_rgb, hint_mask).numpy()
+def generator_input(packed: list[np.ndarray]) -> np.ndarray:
+    """Prepared sketches (packed uint8 9 x S x S each) -> float32 N x 9 x S x S (models/inputs.py)."""
+    return unpack_sketches(np.stack(packed)).numpy()
 
 
 def photos_to_uint8(photos: np.ndarray) -> np.ndarray:

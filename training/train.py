@@ -20,6 +20,7 @@ from pathlib import Path
 import mlflow
 
 from sketch2fashion.colorizer.evaluate import sample_grid, save_sample_grid
+from sketch2fashion.colorizer.progress import PROGRESS_FILE, ProgressFile
 from sketch2fashion.colorizer.run import ColorizerRun
 from sketch2fashion.colorizer.trainer import resumed_state
 from sketch2fashion.params import ParamsError, load_params
@@ -92,7 +93,8 @@ def train_category(args: argparse.Namespace) -> dict:
 
         history = run.fit(out, resume=args.resume, on_eval=on_eval,
                           extra_state={"mlflow_run_id": active.info.run_id},
-                          log=lambda msg: print(msg, file=sys.stderr))
+                          log=lambda msg: print(msg, file=sys.stderr),
+                          progress=ProgressFile(out / PROGRESS_FILE, category, run.config.epochs))
         best = max(history, key=lambda row: row["ssim"])
         mlflow.log_metrics({"best_ssim": best["ssim"], "best_epoch": best["epoch"]})
         mlflow.log_artifact(str(out / "best_generator.pt"), artifact_path="checkpoint")

@@ -17,6 +17,7 @@ from sketch2fashion.colorizer.augment import augment_from_params
 from sketch2fashion.colorizer.dataset import ColorizerDataset
 from sketch2fashion.colorizer.doodle import doodle_from_params
 from sketch2fashion.colorizer.evaluate import evaluate_generator
+from sketch2fashion.colorizer.progress import ProgressFile
 from sketch2fashion.colorizer.trainer import OnEval, Pix2PixTrainer, TrainConfig, config_id_for, fit
 from sketch2fashion.models.device import pick_device
 
@@ -63,9 +64,10 @@ class ColorizerRun:
         return {**scores, **{f"doodle_{k}": v for k, v in doodles.items() if k != "n"}}
 
     def fit(self, out_dir: Path, *, resume: bool = True, on_eval: OnEval | None = None,
-            extra_state: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> list[dict[str, float]]:
+            extra_state: dict[str, Any] | None = None, log: Callable[[str], None] = print,
+            progress: ProgressFile | None = None) -> list[dict[str, float]]:
         return fit(self.trainer, self.train_set, self.evaluate, out_dir, config_id=self.config_id,
-                   resume=resume, on_eval=on_eval, extra_state=extra_state, log=log)
+                   resume=resume, on_eval=on_eval, extra_state=extra_state, log=log, progress=progress)
 
     def describe(self) -> str:
         return (f"{self.category}: {len(self.train_set)} train / {len(self.val_set)} val images, "

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from sketch2fashion.colorizer.checkpoint import CheckpointDir, fingerprint, save_atomic
 from sketch2fashion.colorizer.dataset import make_loader
+from sketch2fashion.colorizer.progress import ProgressFile
 from sketch2fashion.models.device import resolve_dtype
 from sketch2fashion.models.inputs import photos_to_signed, unpack_sketches
 from sketch2fashion.models.networks import build_discriminator, build_generator
@@ -137,6 +138,7 @@ def fit(
     on_eval: OnEval | None = None,
     extra_state: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    progress: ProgressFile | None = None,
 ) -> list[dict[str, float]]:
     """Train for `cfg.epochs`, evaluating and checkpointing every `eval_every` epochs (and last).
 
@@ -144,7 +146,8 @@ def fit(
     kept as `out_dir/best_generator.pt`. With `resume`, training continues after the newest
     checkpoint made with the same `config_id`; the returned history covers every evaluated epoch
     exactly once, however many times the run was interrupted. `extra_state` (e.g. the MLflow
-    run id) is stored in checkpoints and returned via `resumed_state(out_dir)`.
+    run id) is stored in checkpoints and returned via `resumed_state(out_dir)`. `progress`, when
+    given, is kept up to date for a service that shows how far training has come.
     """
     cfg = trainer.cfg
     checkpoints = CheckpointDir(out_dir / "checkpoints", keep=cfg.keep_checkpoints)
@@ -175,7 +178,7 @@ def fit(
         sums: dict[str, float] = {}
         seen, started = 0, time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, mininterval=1.0)
-        for batch in bar:
+        for step, batch in enumerate(bar, start=1):
             losses = trainer.train_step(unpack_sketches(batch["sketch"]), photos_to_signed(batch["photo"]))
             n = batch["sketch"].shape[0]
             seen += n
@@ -183,6 +186,8 @@ def fit(
                 sums[key] = sums.get(key, 0.0) + value * n
             rate = seen / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix(l1=f"{losses['loss_g_l1']:.3f}", img_s=f"{rate:.1f}")
+            if progress is not None:
+                progress.update(epoch=epoch, step=step, steps=len(loader), images_per_s=rate)
         seconds = time.perf_counter() - started
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue
@@ -202,6 +207,8 @@ def fit(
             on_eval(epoch, row, improved)
         checkpoints.save(epoch, {"trainer": trainer.state_dict(), "history": history,
                                  "config_id": config_id, **(extra_state or {})})
+    if progress is not None:
+        progress.finish()
     return history
 
 

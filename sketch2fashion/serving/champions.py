@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from sketch2fashion.colorizer.progress import progress_path, read_progress
 from sketch2fashion.registry.colorizer_model import fit_input
 from sketch2fashion.registry.tracking import DB_NAME, STORE_DIR, TRACKING_URI_ENV
 from sketch2fashion.serving import metrics
@@ -124,13 +125,18 @@ class ChampionBoard:
         return not self.missing()
 
     def describe(self) -> list[dict[str, Any]]:
+        """One row per category; a category without a champion says how far its training has
+        come (`training`, from the training run's progress file) when one is running."""
         current = self._champions
         rows = []
         for category in self.config.categories:
             champ = current.get(category)
-            rows.append(champ.describe() if champ is not None else
-                        {"category": category, "version": None, "epoch": None, "ssim": None,
-                         "run_id": None, "source": None, "loaded_at": None})
+            if champ is not None:
+                rows.append(champ.describe())
+                continue
+            rows.append({"category": category, "version": None, "epoch": None, "ssim": None,
+                         "run_id": None, "source": None, "loaded_at": None,
+                         "training": read_progress(progress_path(self.config.project_root / "models", category))})
         return rows
 
     # -- keeping up with the registry ---------------------------------------------------------

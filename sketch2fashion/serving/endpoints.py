@@ -114,7 +114,8 @@ class Endpoints:
                                     sketch=fit_within(prepared.drawing, SEARCH_DRAWING_SIDE),
                                     text=text, category=category, top_k=top_k)
         return JSONResponse({"image": base64.b64encode(photo).decode("ascii"), "image_type": PHOTO_MEDIA_TYPES[fmt],
-                             "category": category, "model_version": version, "products": products})
+                             "category": category, "model_version": version, "products": products,
+                             "open_ends": np.round(prepared.open_ends, 4).tolist()})
 
     async def _models(self, request: Request, labels: dict[str, str]) -> Response:
         try:

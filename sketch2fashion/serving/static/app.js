@@ -19,6 +19,8 @@
   const MIN_CHROMA = 48;       // split_sketch: a pixel with at least this chroma is a hint
   const INK_GREY = 160;        // split_sketch: a grey-ish pixel darker than this is ink
   const MIN_INK_PIXELS = 30;
+  const MODELS_POLL_MS = 10000; // while a category is still training, how often the page asks again
+  const GAP_RING = 0.035;       // radius of the ring round an open stroke end, share of the canvas
 
   const PALETTE = [
     ["Red", "#e02424"], ["Orange", "#f97316"], ["Yellow", "#facc15"], ["Green", "#16a34a"],
@@ -79,6 +81,8 @@
     controller: null,
     liveTimer: null,
     categories: [],
+    models: {},          // category -> its /models row (version, training progress)
+    modelsTimer: null,
   };
 
   // -- stamping: whole-pixel fills only ---------------------------------------------------------
@@ -177,6 +181,7 @@
   }
 
   function changed() {
+    clearGaps();
     $("undo").disabled = state.actions.length === 0;
     $("redo").disabled = state.redo.length === 0;
     $("clear").disabled = state.actions.length === 0;
@@ -394,6 +399,20 @@
     return category.charAt(0).toUpperCase() + category.slice(1).replace(/_/g, " ");
   }
 
+  function optionLabel(row) {
+    if (row.version != null) return label(row.category);
+    const training = row.training;
+    if (training && training.state === "training") {
+      return `${label(row.category)} (still training: epoch ${training.epoch} of ${training.epochs})`;
+    }
+    return `${label(row.category)} (no model yet)`;
+  }
+
+  function stillTraining(category) {
+    const row = state.models[category];
+    return row && row.version == null;
+  }
+
   async function loadCategories() {
     const select = $("category");
     try {
@@ -403,19 +422,48 @@
         throw new Error((body && body.error) || `the server answered ${response.status}`);
       }
       const rows = body.models;
+      const first = state.categories.length === 0;
       state.categories = rows.map((row) => row.category);
       const auto = select.querySelector('option[value="auto"]');
       for (const row of rows) {
-        const option = document.createElement("option");
-        option.value = row.category;
-        option.textContent = row.version == null ? `${label(row.category)} (no model yet)` : label(row.category);
-        select.insertBefore(option, auto);
+        state.models[row.category] = row;
+        let option = select.querySelector(`option[value="${CSS.escape(row.category)}"]`);
+        if (!option) {
+          option = document.createElement("option");
+          option.value = row.category;
+          select.insertBefore(option, auto);
+        }
+        option.textContent = optionLabel(row);
       }
       const ready = rows.find((row) => row.version != null);
-      if (ready) select.value = ready.category;
+      if (first && ready) select.value = ready.category;
+      clearTimeout(state.modelsTimer);
+      if (rows.some((row) => row.version == null)) state.modelsTimer = setTimeout(loadCategories, MODELS_POLL_MS);
     } catch (error) {
       showError(`Could not load the list of garments (${error.message}). You can still try "Auto-detect".`);
     }
+  }
+
+  // -- where the outline is still open --------------------------------------------------------------
+  function clearGaps() {
+    $("gap-marks").replaceChildren();
+    $("gap-warning").hidden = true;
+  }
+
+  function showGaps(openEnds) {
+    clearGaps();
+    if (!Array.isArray(openEnds) || openEnds.length === 0) return;
+    const svg = $("gap-marks");
+    for (const [x, y] of openEnds) {
+      const ring = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+      ring.setAttribute("cx", String(x));
+      ring.setAttribute("cy", String(y));
+      ring.setAttribute("r", String(GAP_RING));
+      svg.appendChild(ring);
+    }
+    const where = openEnds.length === 1 ? "at the ringed spot" : "at the ringed spots";
+    $("gap-warning").textContent = `Your outline is open ${where}: close it with the pen so the colour stays inside the garment.`;
+    $("gap-warning").hidden = false;
   }
 
   // -- asking the server ------------------------------------------------------------------------
@@ -484,6 +532,13 @@
     state.controller = null;
     setBusy(false);
     if (!response.ok || !body || body.error) {
+      const asked = form.get("category");
+      if (response.status === 503 && asked !== "auto" && stillTraining(asked)) {
+        const training = state.models[asked].training;
+        const how = training && training.state === "training" ? ` (epoch ${training.epoch} of ${training.epochs})` : "";
+        showError(`The ${label(asked).toLowerCase()} colorizer is still training${how}. Pick another garment, or try again in a minute.`);
+        return;
+      }
       const why = body && body.error ? sentence(body.error) : `The server answered ${response.status} ${response.statusText}.`;
       showError(response.status >= 500 ? `The server could not finish: ${why}` : why);
       return;
@@ -507,6 +562,7 @@
     $("photo-placeholder").hidden = true;
     const version = body.model_version == null ? "unknown" : body.model_version;
     $("model-version").textContent = `${label(body.category)} colorizer, model version ${version} \u00b7 ${seconds.toFixed(1)} s`;
+    showGaps(body.open_ends);
     showProducts(body.products || []);
   }
 

@@ -84,6 +84,8 @@ def silhouette_words(spec: GarmentSpec) -> str:
             return "baseball cap"
         if style == "bucket":
             return "bucket hat"
+        if style in ("fedora", "top-hat"):
+            return {"fedora": "fedora hat", "top-hat": "top hat"}[style]
         cuff = "cuffed " if s("cuff") == "cuffed" else ""
         return f"{cuff}beanie" + (" with pompom" if s("pompom") == "pompom" else "")
     check_category(spec.category)

@@ -32,7 +32,7 @@ CUT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "pleats": ("none", "pleated"),
     },
     "hat": {
-        "style": ("cap", "beanie", "bucket"),
+        "style": ("cap", "beanie", "bucket", "fedora", "top-hat"),
         "cuff": ("none", "cuffed"),
         "pompom": ("none", "pompom"),
     },
@@ -418,7 +418,8 @@ def _skirt(spec: GarmentSpec, rng: np.random.Generator) -> Layout:
 # ---------------------------------------------------------------- hats
 
 def _hat(spec: GarmentSpec, rng: np.random.Generator) -> Layout:
-    return {"cap": _cap, "beanie": _beanie, "bucket": _bucket}[spec.style("style")](spec, rng)
+    layouts = {"cap": _cap, "beanie": _beanie, "bucket": _bucket, "fedora": _fedora, "top-hat": _top_hat}
+    return layouts[spec.style("style")](spec, rng)
 
 
 def _cap(spec: GarmentSpec, rng: np.random.Generator) -> Layout:
@@ -513,6 +514,46 @@ def _bucket(spec: GarmentSpec, rng: np.random.Generator) -> Layout:
         lines.append(Line(_curve((x * w, top_y + 0.1), (x * 1.1 * w, -0.05), n=2), "seam", 0.4))
     lines.append(_fold(rng, (-0.22 * w, top_y + 0.12), (-0.1 * w, -0.1), 0.09, -0.8, bend=0.02))
     lines.append(_fold(rng, (0.25 * w, 0.12), (0.45 * w, 0.2), 0.05, 0.6, bend=0.02))
+    return Layout(tuple(parts), tuple(lines))
+
+
+def _fedora(spec: GarmentSpec, rng: np.random.Generator) -> Layout:
+    """A brimmed hat from the front: a pinched crown over a wide brim whose sides turn up (a
+    fedora, or a cowboy hat when the sides turn up far); what many people draw for "hat"."""
+    w = spec.width
+    base_half, top_half, top_y = 0.36 * w, 0.30 * w, -0.58 * spec.length
+    up = rng.uniform(0.02, 0.16)  # how far the brim's sides turn up
+    side = _curve((base_half, 0.02), (base_half * 1.02, -0.2), (top_half, top_y + 0.08), n=14)
+    crown_top = _curve((top_half, top_y + 0.08), (0.16 * w, top_y - 0.02), (0.0, top_y + 0.09),
+                       (-0.16 * w, top_y - 0.02), (-top_half, top_y + 0.08), n=24)
+    crown = _join(side, crown_top[1:], _mirror(side)[1:])
+    brim_half = 0.78 * w
+    brim_top = _curve((-brim_half, -up), (-0.4 * w, 0.04), (0.0, 0.06), (0.4 * w, 0.04), (brim_half, -up), n=28)
+    brim_low = _curve((brim_half, -up + 0.05), (0.45 * w, 0.20), (0.0, 0.22), (-0.45 * w, 0.20),
+                      (-brim_half, -up + 0.05), n=28)
+    brim = _join(brim_top, brim_low)
+    band_curve = _curve((-base_half - 0.01, -0.06), (0.0, -0.02), (base_half + 0.01, -0.06), n=20)
+    parts = [Part("crown", crown), Part("band", _band(band_curve, -0.08), within=True), Part("brim", brim)]
+    lines = [Line(_curve((0.0, top_y + 0.1), (0.02, top_y + 0.22), n=6), "fold", 0.8, 0.02),
+             Line(_offset(brim_low, -0.03)[2:-2], "stitch", 0.5),
+             _fold(rng, (-0.2 * w, top_y + 0.15), (-0.25 * w, -0.15), 0.08, -0.8, bend=0.02)]
+    return Layout(tuple(parts), tuple(lines))
+
+
+def _top_hat(spec: GarmentSpec, rng: np.random.Generator) -> Layout:
+    """A top hat from the front: a tall straight crown over a narrow flat brim."""
+    w = spec.width
+    half, top_y = 0.30 * w, -0.95 * spec.length
+    side = _curve((half, 0.0), (half * 0.96, top_y * 0.5), (half * 1.06, top_y), n=12)
+    crown = _join(side, _mirror(side))
+    brim_half = 0.56 * w
+    brim = _join(_curve((-brim_half, -0.05), (-0.3 * w, 0.02), (0.3 * w, 0.02), (brim_half, -0.05), n=24),
+                 _curve((brim_half, -0.01), (0.3 * w, 0.10), (-0.3 * w, 0.10), (-brim_half, -0.01), n=24))
+    band = _rect(-half * 1.01, -0.2, half * 1.01, -0.02)
+    parts = [Part("crown", crown), Part("band", band, within=True), Part("brim", brim)]
+    lines = [Line(_curve((-half * 1.04, top_y + 0.03), (0.0, top_y + 0.07), (half * 1.04, top_y + 0.03), n=16),
+                  "seam", 0.6),
+             _fold(rng, (0.12 * w, top_y + 0.1), (0.1 * w, -0.25), 0.06, -0.9, bend=0.01)]
     return Layout(tuple(parts), tuple(lines))
 
 

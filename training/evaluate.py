@@ -5,8 +5,13 @@ Exports the best generator of `train@<category>` (torch.export) inside an MLflow
 whole val split with the same fixed-seed hints as training. The SSIM reported here — of the
 served artifact, in its serving precision — is what the promotion gate compares.
 
-Writes reports/eval/<category>.json (DVC metrics; the promote stage's candidate) and
-reports/eval/<category>.png (sketch+hints | generated | real).
+It scores the same model on a doodle of every val product too (colorizer/doodle.py, the
+evaluation style, its own seed stream): quick outlines as shoppers draw them, where the colour
+error over the garment body (`body_delta_e`) says whether the photo takes the shopper's colours.
+
+Writes reports/eval/<category>.json (DVC metrics; the promote stage's candidate) and the sample
+grids reports/eval/<category>.png and reports/eval/<category>-doodle.png (sketch+hints |
+generated | real).
 """
 from __future__ import annotations
 
@@ -53,9 +58,11 @@ def evaluate_category(args: argparse.Namespace) -> dict:
     generator = build_generator(model_cfg, size)
     generator.load_state_dict(state["generator"])
     generator.eval()
+    seed = int((params.get("train") or {}).get("seed", 0))
     val_set = ColorizerDataset(args.data_dir, category, "val", size=size, train=False,
-                               hint_params=params.get("hints") or {},
-                               seed=int((params.get("train") or {}).get("seed", 0)))
+                               hint_params=params.get("hints") or {}, seed=seed)
+    doodle_set = ColorizerDataset(args.data_dir, category, "val", size=size, train=False,
+                                  hint_params=params.get("hints") or {}, seed=seed, doodles=True)
 
     configure(Path.cwd())
     with mlflow.start_run(run_id=train_report["run_id"]):
@@ -63,17 +70,30 @@ def evaluate_category(args: argparse.Namespace) -> dict:
                              model_config=model_cfg, step=int(state["epoch"]))
         served = PyfuncGenerator(mlflow.pyfunc.load_model(info.model_uri))
         scores = evaluate_generator(served, val_set, device="cpu", autocast=False)
+        doodles = evaluate_generator(served, doodle_set, device="cpu", autocast=False)
         grid_path = args.reports_dir / "eval" / f"{category}.png"
+        doodle_grid_path = args.reports_dir / "eval" / f"{category}-doodle.png"
         save_sample_grid(grid_path, sample_grid(served, val_set, n=6, device="cpu", autocast=False))
+        save_sample_grid(doodle_grid_path, sample_grid(served, doodle_set, n=6, device="cpu", autocast=False))
         mlflow.log_metrics({f"served_{k}": float(v) for k, v in scores.items() if k != "n"})
+        mlflow.log_metrics({f"served_doodle_{k}": float(v) for k, v in doodles.items() if k != "n"})
         mlflow.log_artifact(str(grid_path), artifact_path="eval")
+        mlflow.log_artifact(str(doodle_grid_path), artifact_path="eval")
     return {
         "category": category, "run_id": train_report["run_id"], "epoch": int(state["epoch"]),
         "ssim": round(scores["ssim"], 6), "psnr": round(scores["psnr"], 4), "l1": round(scores["l1"], 6),
         "n": int(scores["n"]), "train_ssim": train_report["ssim"],
-        **({"hint_delta_e": round(scores["hint_delta_e"], 3)} if "hint_delta_e" in scores else {}),
+        **_colour_errors(scores),
+        "doodle": {"ssim": round(doodles["ssim"], 6), "psnr": round(doodles["psnr"], 4), **_colour_errors(doodles),
+                   "n": int(doodles["n"])},
         "artifact_path": ARTIFACT_PATH, "model_uri": info.model_uri, "format": EXPORT_FORMAT,
     }
+
+
+def _colour_errors(scores: dict) -> dict:
+    """The colour errors of an evaluation (absent when no sketch had hints), rounded."""
+    keys = ("hint_delta_e", "body_delta_e", "real_body_delta_e")
+    return {k: round(float(scores[k]), 3) for k in keys if k in scores}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,10 @@ For every val product a shopper's query is simulated (its edge map + colour hint
 the category's champion colorizer generates from them) and run against the published catalog
 index, which holds every product. Reports acc@1, acc@10 and MRR for the query kinds sketch,
 colour, photo, sketch+colour and fused; recall@10 of HNSW against exact search on the same
-vectors; and end-to-end query latency p50/p99 (encoding included, generation excluded).
+vectors; and end-to-end query latency p50/p99 (encoding included, generation excluded). The same
+again (under `doodle`) for a quick doodle of each product in the evaluation style, with what
+`category=auto` gives those doodle shoppers: the classifier's accuracy and the share of the
+top-10 products in the right category.
 Writes reports/search.json (DVC metrics) and logs the same numbers to MLflow (experiment `search`).
 """
 from __future__ import annotations
@@ -29,9 +32,12 @@ from tqdm import tqdm  # noqa: E402
 from sketch2fashion.catalog.embedder_training import load_products
 from sketch2fashion.catalog.evaluation import QUERY_KINDS, evaluate_search, shopper_queries
 from sketch2fashion.catalog.search import Catalog, CatalogError
+from sketch2fashion.classifier.model import load_classifier, predict_category
 from sketch2fashion.data.manifest import read_manifest
+from sketch2fashion.imaging.flat_fill import prepare_fill
 from sketch2fashion.imaging.hints import Hints
 from sketch2fashion.models.inputs import to_generator_batch, to_images
+from sketch2fashion.registry.colorizer_model import fit_input
 from sketch2fashion.params import ParamsError, categories, load_params
 from sketch2fashion.registry.promotion import registered_model_name
 from sketch2fashion.registry.tracking import configure, get_or_create_experiment, git_commit
@@ -46,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="skip the query kinds that need a champion colorizer")
     parser.add_argument("--categories", nargs="+", default=None,
                         help="only these categories' val products (default: params.yaml categories)")
+    parser.add_argument("--classifier", default=Path("models/classifier.pt"), type=Path,
+                        help="the sketch classifier behind category=auto (skipped when absent)")
     return parser.parse_args(argv)
 
 
@@ -62,8 +70,11 @@ class ChampionColorizers:
                 self._models[category] = mlflow.pyfunc.load_model(uri)
             except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "not there"
                 raise FileNotFoundError(f"{uri}: no champion colorizer ({exc}); run `dvc repro promote@{category}`") from exc
-        batch = to_generator_batch(edges[None], hints.rgb[None], hints.mask[None]).numpy()
-        return to_images(torch.from_numpy(self._models[category].predict(batch)))[0]
+        prepared = prepare_fill(edges, hints)  # as the service prepares a drawing
+        batch = to_generator_batch(prepared.edges[None], prepared.hints.rgb[None], prepared.hints.mask[None],
+                                   prepared.fill.rgb[None], prepared.fill.weight[None]).numpy()
+        model = self._models[category]
+        return to_images(torch.from_numpy(model.predict(fit_input(model, batch))))[0]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -74,11 +85,18 @@ def run(args: argparse.Namespace) -> dict:
     by_id = {r["id"]: r["category"] for r in read_manifest(args.data_dir / "manifest.csv")}
     wanted = set(args.categories or categories(params))
     products = [p for p in load_products(args.data_dir, "val", size) if by_id[p.id] in wanted]
-    queries = shopper_queries(products, by_id, seed=int((params.get("train") or {}).get("seed", 0)),
-                              hint_params=params.get("hints") or {})
+    seed = int((params.get("train") or {}).get("seed", 0))
+    queries = shopper_queries(products, by_id, seed=seed, hint_params=params.get("hints") or {})
+    doodles = shopper_queries(products, by_id, seed=seed, hint_params=params.get("hints") or {}, doodles=True)
     generate = None if args.no_generator else ChampionColorizers()
-    with tqdm(total=len(queries), desc="evaluate_search", unit="query") as bar:
+    classify = None
+    if args.classifier.is_file():
+        classifier = load_classifier(args.classifier)
+        classify = lambda drawing: predict_category(classifier, drawing)[0]  # noqa: E731
+    with tqdm(total=2 * len(queries), desc="evaluate_search", unit="query") as bar:
         report = evaluate_search(catalog, queries, generate, progress=lambda i: bar.update(1))
+        report["doodle"] = evaluate_search(catalog, doodles, generate, progress=lambda i: bar.update(1),
+                                           classify=classify)
     report["index_version"] = catalog.version
     report["catalog_products"] = len(catalog)
     report["weights"] = catalog.settings.weights
@@ -90,6 +108,11 @@ def run(args: argparse.Namespace) -> dict:
         metrics = {f"{kind}_{name.replace('@', '_at_')}": value
                    for kind in QUERY_KINDS if kind in report
                    for name, value in report[kind].items() if name != "n"}
+        metrics.update({f"doodle_{kind}_{name.replace('@', '_at_')}": value
+                        for kind in QUERY_KINDS if kind in report["doodle"]
+                        for name, value in report["doodle"][kind].items() if name != "n"})
+        metrics.update({f"doodle_auto_{k}": v for k, v in report["doodle"].get("auto_category", {}).items()
+                        if k != "n"})
         metrics.update({"index_recall_at_10": report["index"]["recall@10"],
                         "latency_p50_ms": report["latency_ms"]["p50"], "latency_p99_ms": report["latency_ms"]["p99"]})
         mlflow.log_metrics({k.replace("+", "_"): float(v) for k, v in metrics.items()})
@@ -117,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     table = [f"{'query':<14}{'acc@1':>8}{'acc@10':>8}{'mrr':>8}"]
     table += [f"{k:<14}{report[k]['acc@1']:>8.3f}{report[k]['acc@10']:>8.3f}{report[k]['mrr']:>8.3f}"
               for k in QUERY_KINDS if k in report]
+    table += [f"{'doodle ' + k:<14}{report['doodle'][k]['acc@1']:>8.3f}{report['doodle'][k]['acc@10']:>8.3f}"
+              f"{report['doodle'][k]['mrr']:>8.3f}" for k in QUERY_KINDS if k in report["doodle"]]
     print("\n".join(table))
     print(json.dumps({k: report[k] for k in ("index", "latency_ms", "n_queries")}))
     return 0

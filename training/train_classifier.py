@@ -30,9 +30,10 @@ from sketch2fashion.registry.tracking import configure, get_or_create_experiment
 
 DEFAULTS = {"image_size": 64, "load_size": 128, "width": 16, "blocks": 5, "dim": 64,
             "epochs": 30, "batch_size": 16, "lr": 0.003, "weight_decay": 0.0001, "seed": 0,
-            "threads": 1}
+            "threads": 1, "doodle_share": 0.0}
 """params.yaml `classifier:` keys and their values when the section (or a key) is absent."""
-TRAIN_ARGS = ("image_size", "width", "blocks", "dim", "epochs", "batch_size", "lr", "weight_decay", "seed")
+TRAIN_ARGS = ("image_size", "width", "blocks", "dim", "epochs", "batch_size", "lr", "weight_decay", "seed",
+              "doodle_share")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,7 +79,10 @@ def run(args: argparse.Namespace) -> dict:
             augment=augment_from_params((params.get("train") or {}).get("augment")),
             **{k: settings[k] for k in TRAIN_ARGS})
         metrics = evaluate_classifier(classifier, val_set, seed=int(settings["seed"]), hint_params=hint_params)
+        doodles = evaluate_classifier(classifier, val_set, seed=int(settings["seed"]), hint_params=hint_params,
+                                      doodles=True)
         mlflow.log_metric("val_accuracy", metrics["accuracy"])
+        mlflow.log_metric("val_doodle_accuracy", doodles["accuracy"])
         mlflow.log_metrics({f"val_accuracy_{c}": a for c, a in metrics["per_category"].items() if a is not None})
         mlflow.log_dict(metrics["confusion_matrix"], "confusion_matrix.json")
         save_classifier(args.out, classifier, {"classifier": settings, "val_accuracy": metrics["accuracy"]})
@@ -88,6 +92,10 @@ def run(args: argparse.Namespace) -> dict:
         report = {"accuracy": round(metrics["accuracy"], 4),
                   "per_category": {c: None if a is None else round(a, 4) for c, a in metrics["per_category"].items()},
                   "confusion_matrix": metrics["confusion_matrix"], "n_val": metrics["n"],
+                  "doodle_accuracy": round(doodles["accuracy"], 4),
+                  "doodle_per_category": {c: None if a is None else round(a, 4)
+                                          for c, a in doodles["per_category"].items()},
+                  "doodle_confusion_matrix": doodles["confusion_matrix"],
                   "n_train": len(train_set.products), "epochs": len(history),
                   "final_loss": round(float(history[-1]["loss"]), 4),
                   "run_id": active.info.run_id, "registered_version": int(version.version),

@@ -24,7 +24,7 @@ from sketch2fashion.registry.encoder_model import log_encoder, register_encoder
 from sketch2fashion.registry.tracking import configure, get_or_create_experiment, git_commit
 
 ENCODER_ARGS = ("dim", "size", "width", "epochs", "batch_size", "lr", "temperature",
-                "learn_temperature", "photo_pair_weight", "seed")
+                "learn_temperature", "photo_pair_weight", "seed", "doodle_share")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -19,9 +19,11 @@ from sketch2fashion.catalog.features import IMAGE_SIGNALS, QueryParts, query_vec
 from sketch2fashion.catalog.index import HnswParams, IndexConfig, VectorIndex, recall_at_k
 from sketch2fashion.catalog.search import Catalog
 from sketch2fashion.colorizer.dataset import hint_options, id_key
+from sketch2fashion.colorizer.doodle import EVAL_STYLE, synthesise_doodle
 from sketch2fashion.imaging.hints import Hints, compose_sketch, simulate_hints
 
 SEARCH_STREAM = 21
+DOODLE_SEARCH_STREAM = 22
 """RNG stream of the search queries' hints (apart from training's and the colorizer eval's)."""
 QUERY_KINDS: dict[str, tuple[str, ...] | None] = {
     "sketch": ("sketch",),
@@ -51,16 +53,42 @@ class ShopperQuery:
 
 
 def shopper_queries(products: Sequence[ProductImages], categories: Mapping[str, str], *,
-                    seed: int, hint_params: Mapping) -> list[ShopperQuery]:
-    """A fixed query per product (hints from (seed, id)), reproducible run to run."""
+                    seed: int, hint_params: Mapping, doodles: bool = False) -> list[ShopperQuery]:
+    """A fixed query per product (hints from (seed, id)), reproducible run to run: its edge map,
+    or with `doodles` a quick doodle of it in the evaluation style (colorizer/doodle.py)."""
     params = hint_options(hint_params)
     low, high = params.pop("n_range")
     queries = []
     for product in products:
-        rng = np.random.default_rng([seed, SEARCH_STREAM, id_key(product.id)])
-        hints = simulate_hints(product.photo, product.mask, rng, n_range=(max(1, int(low)), int(high)), **params)
-        queries.append(ShopperQuery(product.id, categories[product.id], product.edges, hints))
+        rng = np.random.default_rng([seed, DOODLE_SEARCH_STREAM if doodles else SEARCH_STREAM, id_key(product.id)])
+        photo, mask, edges = product.photo, product.mask, product.edges
+        if doodles:
+            doodle = synthesise_doodle(photo, mask, edges, rng, EVAL_STYLE)
+            photo, mask, edges = doodle.photo, doodle.mask, doodle.edges
+        hints = simulate_hints(photo, mask, rng, n_range=(max(1, int(low)), int(high)), **params)
+        queries.append(ShopperQuery(product.id, categories[product.id], edges, hints))
     return queries
+
+
+Classify = Callable[[np.ndarray], str]
+"""A drawing (RGB) -> its category: the sketch classifier behind the API's category=auto."""
+
+
+def auto_category(catalog: Catalog, queries: Sequence[ShopperQuery], classify: Classify,
+                  photos: Sequence[np.ndarray | None] | None = None, top_k: int = 10) -> dict[str, float]:
+    """What `category=auto` gives a shopper: how often the classifier names the drawing's
+    category, and the share of the top-k products that are of the right category when the
+    search is filtered by the classifier's answer (as the API does)."""
+    right, in_category = 0, []
+    for i, query in enumerate(queries):
+        guess = classify(query.sketch)
+        right += guess == query.category
+        hits = catalog.search(photo=None if photos is None else photos[i], sketch=query.sketch,
+                              category=guess, top_k=top_k)
+        in_category += [h.category == query.category for h in hits]
+    return {"accuracy": right / max(1, len(queries)),
+            f"top{top_k}_in_category": float(np.mean(in_category)) if in_category else 0.0,
+            "n": len(queries)}
 
 
 def kind_weights(kind: str, configured: Mapping[str, float]) -> dict[str, float]:
@@ -96,8 +124,9 @@ def percentile_ms(seconds: Sequence[float]) -> dict[str, float]:
 
 def evaluate_search(catalog: Catalog, queries: Sequence[ShopperQuery], generate: Generate | None, *,
                     kinds: Sequence[str] = tuple(QUERY_KINDS), hnsw: HnswParams | None = None,
-                    progress: Callable[[int], None] | None = None) -> dict:
-    """The metrics table, recall@10 of HNSW against exact search, and query latency.
+                    progress: Callable[[int], None] | None = None, classify: Classify | None = None) -> dict:
+    """The metrics table, recall@10 of HNSW against exact search, and query latency; with
+    `classify`, also what category=auto gives (`auto_category`).
 
     `generate=None` skips the kinds that need a generated photo (no champion yet).
     """
@@ -125,6 +154,8 @@ def evaluate_search(catalog: Catalog, queries: Sequence[ShopperQuery], generate:
     report["index"] = index_recall(catalog, fused_vectors, hnsw or catalog.settings.index.hnsw)
     report["latency_ms"] = percentile_ms(latencies)
     report["n_queries"] = len(queries)
+    if classify is not None:
+        report["auto_category"] = auto_category(catalog, queries, classify, photos)
     return report
 
 

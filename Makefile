@@ -34,11 +34,9 @@ test: setup  ## run the whole test suite (slow tests included)
 test-fast: setup  ## the tests not marked slow
 	$(BIN)/pytest -m 'not slow'
 
-demo: setup  ## the main job: demo data -> dvc repro -> champions -> serve the page on 127.0.0.1:3000
-	$(BIN)/dvc repro
-	$(BIN)/s2f models
-	@echo "details: dvc metrics show | dvc plots show | mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db"
-	$(MAKE) serve
+demo: setup  ## the main job: demo data -> dvc repro -> champions -> the page on 127.0.0.1:3000 from the first champion on
+	@echo "details later: dvc metrics show | dvc plots show | mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db"
+	$(BIN)/s2f demo --host 127.0.0.1 --port 3000
 
 serve: setup  ## bentoml serve the champions, catalog search and the drawing page on http://127.0.0.1:3000
 	@echo "open http://127.0.0.1:3000  (Ctrl+C stops)"

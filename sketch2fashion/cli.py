@@ -42,6 +42,26 @@ def demo_data(out: Path, params_path: str, per_category: int | None, seed: int |
     click.echo(f"wrote {feed}")
 
 
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the service listens on.")
+@click.option("--port", type=int, default=3000, show_default=True, help="Port of the page and the API.")
+@click.option("--serve/--no-serve", default=True,
+              help="Keep serving after the pipeline finishes (--no-serve: stop once every champion is up).")
+def demo(host: str, port: int, serve: bool) -> None:
+    """The main job: dvc repro in two waves, the page served from the first champion on.
+
+    Prints (and writes to reports/demo/timing.json) the seconds to the page, to its first garment
+    and to all champions.
+    """
+    from sketch2fashion.demo_run import run_demo
+
+    try:
+        timing = run_demo(Path.cwd(), host=host, port=port, serve=serve, echo=click.echo)
+    except (ParamsError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({k: v for k, v in timing.__dict__.items() if k != "notes"}))
+
+
 @main.command("params")
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--profile", default=None, help="Profile overlay: a name under profiles/ or a path.")

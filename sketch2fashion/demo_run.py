@@ -1,0 +1,187 @@
+"""`s2f demo` (what `make demo` runs): the pipeline, with the page up as soon as it can draw.
+
+Nobody evaluating the project should wait for four colorizers before seeing a garment. So the
+pipeline runs in two waves of `dvc repro`:
+
+1. the first category's champion, the catalog index and the sketch classifier (everything the
+   page needs to draw one garment and find products);
+2. then `bentoml serve` starts, and the rest of the pipeline runs beside it: each later champion
+   reaches the page through the service's registry poll, and until then the page says that
+   category is still training (with its progress).
+
+The times to the page, to its first garment (a real request, as the page sends it) and to all
+champions are printed and written to `reports/demo/timing.json`, so the figures in the README
+come from this code. The service stays in the foreground afterwards, as `make serve` would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from sketch2fashion.params import categories, load_params
+from sketch2fashion.pipeline import tool_env
+
+TIMING_REPORT = Path("reports/demo/timing.json")
+READY_TIMEOUT_S = 1800.0
+"""The longest the runner waits for the service to show its first champion (a hang, not a slow CPU)."""
+
+
+@dataclass
+class DemoTiming:
+    """Seconds since `s2f demo` started, for each thing a newcomer waits for."""
+
+    first_wave_s: float | None = None
+    page_s: float | None = None
+    first_garment_s: float | None = None
+    all_champions_s: float | None = None
+    first_category: str = ""
+    cpu: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def first_wave(names: Sequence[str]) -> list[str]:
+    """The stages the page needs before it can draw: one champion, the index, the classifier."""
+    return [f"promote@{names[0]}", "index", "train_classifier"]
+
+
+def example_drawing(size: int = 512) -> bytes:
+    """A t-shirt outline with three red dots, as the page's pen draws it (PNG bytes)."""
+    import cv2
+
+    page = np.full((size, size, 3), 255, np.uint8)
+    outline = np.array([(0.38, 0.17), (0.5, 0.245), (0.62, 0.17), (0.8, 0.24), (0.93, 0.4), (0.82, 0.47),
+                        (0.74, 0.39), (0.74, 0.85), (0.26, 0.85), (0.26, 0.39), (0.18, 0.47), (0.07, 0.4),
+                        (0.2, 0.24)]) * size
+    cv2.polylines(page, [outline.astype(np.int32)], True, (0, 0, 0), max(2, size // 128))
+    for x, y in ((0.5, 0.55), (0.38, 0.72), (0.62, 0.4)):
+        cv2.circle(page, (int(x * size), int(y * size)), max(3, size // 70), (40, 36, 224), -1)  # BGR red
+    ok, png = cv2.imencode(".png", page)
+    return png.tobytes()
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self) -> float:
+        return round(time.monotonic() - self.start, 1)
+
+
+def run_demo(root: Path, *, host: str = "127.0.0.1", port: int = 3000, serve: bool = True,
+             echo: Callable[[str], None] = print) -> DemoTiming:
+    """Run both waves and the service; returns the timing (the service keeps running when `serve`)."""
+    params = load_params(root / "params.yaml")
+    names = categories(params)
+    clock = Stopwatch()
+    timing = DemoTiming(first_category=names[0], cpu=cpu_name())
+    echo(f"s2f demo: first wave ({', '.join(first_wave(names))})")
+    _dvc(root, "repro", *first_wave(names))
+    timing.first_wave_s = clock()
+    server = _start_server(root, host, port)
+    url = f"http://{host}:{port}"
+    try:
+        _wait_for_champion(url, names[0], server)
+        timing.page_s = clock()
+        echo(f"s2f demo: the page is up at {url} after {timing.page_s:.0f} s; later garments appear as they finish")
+        first_garment(url, names[0])
+        timing.first_garment_s = clock()
+        echo(f"s2f demo: first garment drawn after {timing.first_garment_s:.0f} s")
+        _dvc(root, "repro")
+        _wait_for_all(url, names, server)
+        timing.all_champions_s = clock()
+        echo(f"s2f demo: all {len(names)} champions served after {timing.all_champions_s:.0f} s")
+        _write_timing(root, timing)
+        if serve:
+            echo(f"s2f demo: serving on {url} (Ctrl+C stops)")
+            server.wait()
+    except KeyboardInterrupt:
+        echo("s2f demo: stopping the service")
+    finally:
+        _stop(server)
+    return timing
+
+
+def first_garment(url: str, category: str, timeout: float = 300.0) -> dict:
+    """Ask the running service for a garment as the page does; raise unless it draws one."""
+    response = httpx.post(f"{url}/colorize_and_search", files={"sketch": ("sketch.png", example_drawing(), "image/png")},
+                          data={"category": category, "format": "jpeg"}, timeout=timeout)
+    if response.status_code != 200:
+        raise RuntimeError(f"the page's first request failed: HTTP {response.status_code} {response.text[:200]}")
+    return response.json()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (what every timing in the README is reported beside)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _dvc(root: Path, *args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=tool_env())
+    if proc.returncode != 0:
+        raise RuntimeError(f"`dvc {' '.join(args)}` failed (exit {proc.returncode}); see its output above")
+
+
+def _start_server(root: Path, host: str, port: int) -> subprocess.Popen:
+    bentoml = Path(sys.executable).parent / "bentoml"
+    return subprocess.Popen([str(bentoml), "serve", "service:API", "--host", host, "--port", str(port)],
+                            cwd=root, env=tool_env(), start_new_session=True)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def _models(url: str) -> dict[str, dict]:
+    try:
+        rows = httpx.get(f"{url}/models", timeout=10).json()["models"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return {}
+    return {row["category"]: row for row in rows}
+
+
+def _wait(url: str, server: subprocess.Popen, done: Callable[[dict[str, dict]], bool], what: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the service exited (code {server.returncode}) before {what}")
+        if done(_models(url)):
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"gave up after {READY_TIMEOUT_S:.0f} s waiting for {what}")
+
+
+def _wait_for_champion(url: str, category: str, server: subprocess.Popen) -> None:
+    _wait(url, server, lambda rows: rows.get(category, {}).get("version") is not None,
+          f"the {category} champion to load")
+
+
+def _wait_for_all(url: str, names: Sequence[str], server: subprocess.Popen) -> None:
+    _wait(url, server, lambda rows: all(rows.get(c, {}).get("version") is not None for c in names),
+          "every champion to load")
+
+
+def _write_timing(root: Path, timing: DemoTiming) -> None:
+    path = root / TIMING_REPORT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(timing), indent=2) + "\n")

@@ -153,7 +153,10 @@ def ssim_section(categories: list[str], generator: dict | None) -> dict:
 def train_section() -> dict:
     import train_step
 
-    return train_step.measure(size=256, ngf=32, batch=8, steps=3, rounds=5)
+    from sketch2fashion.params import load_params
+
+    result = train_step.measure(load_params("params.yaml"), batch=8, steps=3, rounds=3)
+    return train_step.with_ceilings(result, machine.gemm_ceiling())
 
 
 def raw_probe_for(pyfunc_model, batch: int, seconds: float = 3.0):
@@ -532,11 +535,20 @@ def render_readme(results: dict) -> str:
                   + f" `serving.dtype: {default.get('serving.dtype')}` resolves to **{default.get('resolves_to')}** on this "
                   f"CPU (served mode {default.get('mode')}).", ""]
     train = results.get("train")
-    if train:
-        lines += ["## Training step", "",
-                  f"{train['size']} px, ngf {train['ngf']}, batch {train['batch']}, {train['rounds']} rounds "
-                  f"(generator + PatchGAN step): fp32 {train['img_per_s']['fp32']:.2f} img/s, bf16 "
-                  f"{train['img_per_s']['bf16']:.2f} img/s — bf16/fp32 = **{train['bf16_over_fp32']:.2f}×**.", ""]
+    if train and "rows" in train:
+        gemm = train.get("gemm", {})
+        lines += ["## Training step (bench/train_step.py)", "",
+                  f"Whole colorizer training steps at {train['size']} px, batch {train['batch']}, median of "
+                  f"{train['rounds']} rounds; FLOPs counted per step (forward + backward, the PatchGAN's too when "
+                  f"it trains) against the GEMM ceilings measured beside them (fp32 {_f(gemm.get('fp32_gflops'))}, "
+                  f"bf16 {_f(gemm.get('bf16_gflops'))} GFLOP/s). `current` is params.yaml's colorizer, `earlier` the "
+                  f"demo colorizer it replaced (ngf 32 at full size, transposed convs, PatchGAN).", "",
+                  "| model | precision | img/s | GFLOP/image | GFLOP/s | share of GEMM ceiling |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['precision']} | {r['img_per_s']:.2f} | {r['gflops_per_image']:.2f} | "
+                  f"{r['achieved_gflops']:.1f} | {_f(r.get('share_of_gemm_ceiling'), 3)} |" for r in train["rows"]]
+        lines += ["", f"current ÷ earlier: " + ", ".join(f"{p} **{v:.1f}×**" for p, v in train["current_over_earlier"].items())
+                  + (f"; the data loader alone: {train['loader_items_per_s']:.1f} training items/s in one process."
+                     if train.get("loader_items_per_s") else "."), ""]
     serve = results.get("serve")
     if serve:
         sp = serve.get("serving_params", {})

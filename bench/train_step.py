@@ -1,25 +1,45 @@
-"""Training throughput (images/s per pix2pix step) in fp32 vs bf16 autocast, measured in one run.
+"""Training throughput of the colorizer, against the GEMM ceilings measured beside it.
 
-  python bench/train_step.py --size 256 --ngf 32 --batch 8 --steps 4
+  python bench/train_step.py                     # params.yaml's colorizer and the pix2pix one it replaced
 
-Modes alternate in rounds so background load hits both alike; prints the median per mode and
-the bf16/fp32 ratio. bf16 uses channels-last (what oneDNN's bf16 kernels want).
+For each model (params.yaml's `model`/`train` and, for comparison, the earlier demo colorizer:
+ngf 32 at full size, transposed convs, Tanh photo, PatchGAN) it times whole training steps at
+image.size in fp32 and, where the CPU computes bf16 natively, bf16 autocast; modes and models
+alternate in rounds so background load hits all alike. The FLOPs of one step are counted by
+torch's FlopCounterMode (forward and backward, discriminator included), so images/s turn into
+GFLOP/s and a share of the fp32 / bf16 GEMM ceilings (bench/machine.py) measured in the same run.
+The data loader is timed alone on the real training items when data/ exists.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from sketch2fashion.colorizer.trainer import Pix2PixTrainer, TrainConfig
-from sketch2fashion.models.device import pick_device
+from sketch2fashion.models.device import bf16_supported, pick_device
+from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
+from sketch2fashion.params import load_params
+
+EARLIER = {"model": {"ngf": 32, "ndf": 64, "depth": "auto", "norm": "instance", "upsample": "transpose",
+                     "output": "image", "work_scale": 1},
+           "lambda_gan": 1.0}
+"""The demo colorizer before the flat fill (ngf 32, full size, PatchGAN), fed today's 9-channel input."""
+
+
+def _batch(batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.rand(batch, GENERATOR_IN_CHANNELS, size, size) * 2 - 1
+    x[:, 8] = (x[:, 8] > 0).float()
+    return x, torch.rand(batch, 3, size, size) * 2 - 1
 
 
 def images_per_second(trainer: Pix2PixTrainer, batch: int, size: int, steps: int) -> float:
-    x = torch.rand(batch, 5, size, size) * 2 - 1
-    y = torch.rand(batch, 3, size, size) * 2 - 1
+    x, y = _batch(batch, size)
     start = time.perf_counter()
     for _ in range(steps):
         trainer.train_step(x, y)
@@ -28,44 +48,86 @@ def images_per_second(trainer: Pix2PixTrainer, batch: int, size: int, steps: int
     return batch * steps / (time.perf_counter() - start)
 
 
-def measure(*, size: int = 256, ngf: int = 32, norm: str = "instance", batch: int = 8, steps: int = 4,
-            rounds: int = 3, device: str = "auto") -> dict:
-    """Median (and per-round) training images/s in fp32 and bf16, modes alternating per round."""
+def flops_per_image(trainer: Pix2PixTrainer, size: int, batch: int = 2) -> float:
+    """FLOPs of one training step per image (forward + backward of G, and of D when it trains)."""
+    x, y = _batch(batch, size)
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(x, y)
+    return counter.get_total_flops() / batch
+
+
+def loader_items_per_second(params: dict, data_dir: Path, category: str, items: int = 24) -> float | None:
+    """Training items per second from the real data (doodles, hints, fill), one process."""
+    if not (data_dir / "manifest.csv").is_file():
+        return None
+    from sketch2fashion.colorizer.run import ColorizerRun
+
+    dataset = ColorizerRun.prepare(params, data_dir, category).train_set
+    count = min(items, len(dataset))
+    dataset[0]
+    start = time.perf_counter()
+    for i in range(count):
+        dataset[i]
+    return count / (time.perf_counter() - start)
+
+
+def measure(params: dict, *, batch: int = 8, steps: int = 3, rounds: int = 3, device: str = "auto",
+            data_dir: Path = Path("data")) -> dict:
     dev = pick_device(device)
-    model = {"ngf": ngf, "ndf": 64, "depth": "auto", "norm": norm}
-    trainers = {p: Pix2PixTrainer(model, TrainConfig(precision=p, batch_size=batch), size, dev)
-                for p in ("fp32", "bf16")}
-    for trainer in trainers.values():  # warm-up: oneDNN / cuDNN pick kernels on the first steps
-        images_per_second(trainer, batch, size, 2)
-    rates: dict[str, list[float]] = {p: [] for p in trainers}
+    size = int(params["image"]["size"])
+    train = params.get("train") or {}
+    configs = {"current": (params.get("model") or {}, float(train.get("lambda_gan", 1.0))),
+               "earlier": (EARLIER["model"], EARLIER["lambda_gan"])}
+    precisions = ["fp32"] + (["bf16"] if bf16_supported(dev) else [])
+    trainers = {(name, p): Pix2PixTrainer(model, TrainConfig(precision=p, batch_size=batch, lambda_gan=gan), size, dev)
+                for name, (model, gan) in configs.items() for p in precisions}
+    flops = {name: flops_per_image(trainers[(name, "fp32")], size) for name in configs}
+    for trainer in trainers.values():  # warm-up: oneDNN picks kernels on the first steps
+        images_per_second(trainer, batch, size, 1)
+    rates: dict[tuple[str, str], list[float]] = {key: [] for key in trainers}
     for _ in range(rounds):
-        for name, trainer in trainers.items():
-            rates[name].append(images_per_second(trainer, batch, size, steps))
-    median = {name: statistics.median(values) for name, values in rates.items()}
-    return {"device": dev.type, "size": size, "ngf": ngf, "norm": norm, "batch": batch, "steps_per_round": steps,
-            "rounds": rounds,
-            "img_per_s": {name: round(v, 3) for name, v in median.items()},
-            "img_per_s_rounds": {name: [round(v, 3) for v in values] for name, values in rates.items()},
-            "bf16_over_fp32": round(median["bf16"] / median["fp32"], 3)}
+        for key, trainer in trainers.items():
+            rates[key].append(images_per_second(trainer, batch, size, steps))
+    rows = []
+    for (name, precision), values in rates.items():
+        median = statistics.median(values)
+        rows.append({"model": name, "precision": precision, "img_per_s": round(median, 3),
+                     "img_per_s_rounds": [round(v, 3) for v in values],
+                     "gflops_per_image": round(flops[name] / 1e9, 3),
+                     "achieved_gflops": round(median * flops[name] / 1e9, 1)})
+    current = {r["precision"]: r["img_per_s"] for r in rows if r["model"] == "current"}
+    earlier = {r["precision"]: r["img_per_s"] for r in rows if r["model"] == "earlier"}
+    loader = loader_items_per_second(params, data_dir, (params.get("categories") or ["top"])[0])
+    return {"device": dev.type, "size": size, "batch": batch, "steps_per_round": steps, "rounds": rounds,
+            "rows": rows, "current_over_earlier": {p: round(current[p] / earlier[p], 2) for p in current},
+            "loader_items_per_s": None if loader is None else round(loader, 1)}
+
+
+def with_ceilings(result: dict, gemm: dict) -> dict:
+    """Each row's achieved GFLOP/s as a share of the GEMM ceiling of its precision."""
+    for row in result["rows"]:
+        ceiling = gemm.get(f"{row['precision']}_gflops")
+        row["share_of_gemm_ceiling"] = round(row["achieved_gflops"] / ceiling, 3) if ceiling else None
+    result["gemm"] = gemm
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--ngf", type=int, default=32)
-    parser.add_argument("--norm", default="instance")
+    parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args()
 
-    result = measure(size=args.size, ngf=args.ngf, norm=args.norm, batch=args.batch, steps=args.steps,
-                     rounds=args.rounds, device=args.device)
-    print(f"device {result['device']}, {args.size}px, ngf {args.ngf}, batch {args.batch}, {args.rounds} rounds")
-    for name, value in result["img_per_s"].items():
-        print(f"  {name:5s} {value:8.2f} img/s  (rounds: {', '.join(f'{v:.2f}' for v in result['img_per_s_rounds'][name])})")
-    print(f"  bf16/fp32 = {result['bf16_over_fp32']:.2f}x")
+    from machine import gemm_ceiling  # bench/ is on sys.path when this runs as a script
+
+    result = measure(load_params(args.params), batch=args.batch, steps=args.steps, rounds=args.rounds,
+                     device=args.device, data_dir=args.data_dir)
+    result = with_ceilings(result, gemm_ceiling())
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

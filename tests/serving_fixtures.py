@@ -129,12 +129,22 @@ def build_catalog(root: Path, params: dict, per_category: int = 4) -> str:
     return build_catalog_index(params, project_root=root, encoder_path=encoder_path, progress=False)
 
 
-def make_project(root: Path, *, catalog: bool = True, **serving_overrides) -> Project:
-    """The scratch project: params.yaml, one promoted champion per category, a catalog index."""
+def make_project(root: Path, *, catalog: bool = True, training: tuple[str, ...] = (),
+                 **serving_overrides) -> Project:
+    """The scratch project: params.yaml, one promoted champion per category, a catalog index.
+
+    Categories in `training` get no champion, only the progress file a running training writes
+    (epoch 2 of 4), as while `make demo` still trains them.
+    """
+    from sketch2fashion.colorizer.progress import ProgressFile, progress_path
+
     root.mkdir(parents=True, exist_ok=True)
     params = project_params(root, **serving_overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     for seed, category in enumerate(CATEGORIES):
+        if category in training:
+            ProgressFile(progress_path(root / "models", category), category, 4).update(epoch=2, step=5, steps=16)
+            continue
         version = add_version(root, category, seed, ssim=0.5)
         promote_version(root, category, version)
     if catalog:
@@ -189,8 +199,10 @@ def free_port() -> int:
 class BentoServer:
     """`bentoml serve service:API` as a subprocess (own process group), stopped on exit."""
 
-    def __init__(self, project: Project, log_path: Path, *, ready_timeout: float = 150.0) -> None:
+    def __init__(self, project: Project, log_path: Path, *, ready_timeout: float = 150.0,
+                 ready_path: str = "/readyz") -> None:
         self.project = project
+        self.ready_path = ready_path  # /livez for a project that is not meant to be ready (a category training)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -221,7 +233,7 @@ class BentoServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"bentoml serve exited with {self.process.returncode}:\n{self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
                     return
             time.sleep(0.5)
         raise TimeoutError(f"not ready within {self.ready_timeout}s:\n{self.log_tail()}")

@@ -55,6 +55,15 @@ def server(tmp_path_factory):
         yield running
 
 
+@pytest.fixture(scope="module")
+def training_server(tmp_path_factory):
+    """A project whose pants colorizer is still training (no champion, a progress file)."""
+    root = tmp_path_factory.mktemp("page-training")
+    project = make_project(root / "project", training=("pants",))
+    with BentoServer(project, root / "bentoml-serve.log", ready_path="/livez") as running:
+        yield running
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 def canvas_point(box: dict, point: tuple[float, float]) -> tuple[float, float]:
@@ -246,6 +255,44 @@ def test_draw_colorize_and_shop_on_desktop(browser, server, tmp_path):
         page.click("#go")
         page.wait_for_selector("#error:not([hidden])")
         assert "classifier" in page.locator("#error").inner_text()
+    finally:
+        context.close()
+
+
+def test_a_category_still_training_says_so_and_an_open_outline_is_ringed(browser, training_server, tmp_path):
+    context, page = open_page(browser, training_server, viewport={"width": 1280, "height": 900})
+    try:
+        pants = page.locator('#category option[value="pants"]')
+        page.wait_for_function("""() => document.querySelector('#category option[value="top"]')
+                                  && document.querySelector('#category option[value="pants"]')""")
+        assert "still training: epoch 2 of 4" in pants.inner_text()
+        page.select_option("#category", "pants")
+        mouse_stroke(page, T_SHIRT)
+        page.get_by_role("button", name="Red", exact=True).click()
+        mouse_tap(page, RED_DOTS[0])
+        page.click("#go")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "still training (epoch 2 of 4)" in page.locator("#error").inner_text()
+
+        # The t-shirt without its hem, which is too wide an opening to close: the colour would run
+        # out there, so the page rings the two open stroke ends and asks for the line.
+        page.click("#clear")
+        page.select_option("#category", "top")
+        page.click('button.tool[data-tool="pen"]')
+        mouse_stroke(page, T_SHIRT[T_SHIRT.index((0.26, 0.85)):] + T_SHIRT[1:T_SHIRT.index((0.74, 0.85)) + 1])
+        page.get_by_role("button", name="Red", exact=True).click()
+        mouse_tap(page, RED_DOTS[0])
+        page.click("#go")
+        wait_for_result(page)
+        page.wait_for_selector("#gap-warning:not([hidden])")
+        assert "outline is open" in page.locator("#gap-warning").inner_text()
+        rings = page.locator("#gap-marks circle")
+        assert rings.count() == 2
+        ys = sorted(float(rings.nth(i).get_attribute("cy")) for i in range(2))
+        assert all(abs(y - 0.85) < 0.05 for y in ys)  # at the hem's two ends
+        screenshot(page, "open-outline-tiny.png", tmp_path)
+        mouse_stroke(page, [(0.26, 0.85), (0.74, 0.85)])  # the shopper closes it: the rings go
+        assert page.locator("#gap-marks circle").count() == 0 and page.locator("#gap-warning").is_hidden()
     finally:
         context.close()
 

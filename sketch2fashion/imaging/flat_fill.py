@@ -76,15 +76,23 @@ ENCLOSED_ENOUGH = 0.6
 is cutting off part of the garment, and the silhouette supplies the rest."""
 
 
+INK_COVERAGE = 224
+"""After shrinking a drawing, a pixel darker than this (at least ~12% of it was ink) is ink."""
+
+
 def prepare_drawing(rgb: np.ndarray, size: int) -> PreparedInput:
     """An uploaded drawing (RGB: black lines, coloured hints) -> the generator's input at `size`.
 
-    Padded square with white paper, split into ink and hints at full resolution, then resized
-    (lines by area averaging so thin strokes survive, hints by nearest neighbour so colours never
-    blend with "no hint"), then `prepare_fill` as in training.
+    Padded square with white paper, split into ink and hints at full resolution, then resized:
+    lines by area averaging and then made solid wherever any real share of a pixel was ink (a
+    2 px pen on the page's 512 px canvas must stay a wall at 256 px or 64 px, as the training
+    edge maps are), hints by nearest neighbour so colours never blend with "no hint". Then
+    `prepare_fill`, as in training.
     """
     edges, hints = split_sketch(square_pad(rgb))
-    return prepare_fill(resize_square(edges, size), resize_hints(hints, size))
+    small = resize_square(edges, size)
+    solid = np.where(small < INK_COVERAGE, 0, 255).astype(np.uint8)
+    return prepare_fill(solid, resize_hints(hints, size))
 
 
 def flat_fill(edges: np.ndarray, hints: Hints, *, pen: int | None = None) -> tuple[FlatFill, bool]:

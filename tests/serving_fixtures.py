@@ -29,6 +29,7 @@ import yaml
 from sketch2fashion.imaging.io import encode_png
 from sketch2fashion.params import deep_merge, load_params
 from mlflow_sandbox import MLFLOW_ENV, isolated_mlflow
+from waiting import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = ("top", "pants")
@@ -189,7 +190,7 @@ def free_port() -> int:
 class BentoServer:
     """`bentoml serve service:API` as a subprocess (own process group), stopped on exit."""
 
-    def __init__(self, project: Project, log_path: Path, *, ready_timeout: float = 150.0) -> None:
+    def __init__(self, project: Project, log_path: Path, *, ready_timeout: float = HANG_SECONDS) -> None:
         self.project = project
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -240,3 +240,35 @@ def test_auto_category_hook_uses_a_saved_classifier_and_refuses_foreign_answers(
     save_classifier(tmp_path / "models" / "classifier.pt", SketchClassifier(["hat", "skirt"], image_size=32, width=8))
     with pytest.raises(ValueError, match="not a served category"):
         load_category_classifier(config)(drawing)
+
+
+@pytest.mark.slow
+def test_a_broken_candidate_is_refused_before_any_compile(tmp_path, monkeypatch):
+    """The probe runs on the uncompiled model first: a NaN candidate costs one load, never a
+    torch.compile (which takes minutes on a slow CPU while the refusal waits)."""
+    import dataclasses
+
+    from mlflow_sandbox import isolated_mlflow
+    from serving_fixtures import add_version, make_project, promote_version
+    from sketch2fashion.registry.colorizer_model import ColorizerModel
+    from sketch2fashion.serving.champions import ChampionBoard
+    from sketch2fashion.serving.config import load_serving_config
+
+    project = make_project(tmp_path / "project", catalog=False, compile="off")
+    asked: list[str] = []
+    compile_for_real = ColorizerModel.compile
+
+    def recording_compile(self, setting, batch_sizes):
+        asked.append(setting)
+        return compile_for_real(self, "off", batch_sizes)  # records the request; compiling is not under test
+
+    monkeypatch.setattr(ColorizerModel, "compile", recording_compile)
+    board = ChampionBoard(dataclasses.replace(load_serving_config(project.root), compile="on"))
+    with isolated_mlflow():
+        assert sorted(board.sync()) == ["pants", "top"]
+        assert asked == ["off", "on", "off", "on"]  # each good champion: loaded uncompiled, then compiled
+        broken = add_version(project.root, "top", seed=9, ssim=0.9, broken=True)
+        promote_version(project.root, "top", broken)
+        assert board.sync() == []
+    assert "on" not in asked[4:]  # the broken one was loaded uncompiled and refused: no compile asked
+    assert board.champions["top"].version == 1

@@ -4,7 +4,10 @@ A `ChampionBoard` holds one loaded model per category in an immutable mapping th
 as a whole, so a batch reads one consistent set of models while a swap happens beside it. A
 background thread asks the registry every `poll_seconds` which version holds the `champion`
 alias; a new version is loaded and must colorize a fixed probe sketch (right shape, finite
-values) before it replaces the old one. A version that fails either way is refused: logged,
+values) before it replaces the old one. The probe runs on the uncompiled model first, so a broken
+version is refused as soon as it loads; only a version that passes is torch.compile'd (minutes
+on a slow CPU, while the old model keeps serving) and probed again compiled. A version that
+fails any step is refused: logged,
 counted in `s2f_model_swaps_total{outcome="refused"}`, not retried until the alias moves again,
 and the old model keeps serving.
 
@@ -67,6 +70,23 @@ def compile_status(model: Any) -> dict[str, Any] | None:
     return dict(status) if isinstance(status, dict) else None
 
 
+def compile_model(model: Any, setting: str, batch_sizes: list[int]) -> bool:
+    """torch.compile a loaded ColorizerModel in place (serving.compile); False when nothing was
+    compiled: compile off, no compiler, a TorchScript version, or another kind of pyfunc model."""
+    unwrap = getattr(model, "unwrap_python_model", None)
+    try:
+        python_model = unwrap() if unwrap else None
+    except Exception:  # noqa: BLE001 - not a python_model pyfunc
+        return False
+    if not callable(getattr(python_model, "compile", None)):
+        return False
+    try:
+        status = python_model.compile(setting, batch_sizes)
+    except Exception as exc:  # noqa: BLE001 - compile: on and the compiler failed
+        raise ModelRefused(f"failed to compile: {type(exc).__name__}: {exc}") from exc
+    return bool(status.get("compiled"))
+
+
 def resolve_source(config: ServingConfig) -> str:
     """`registry` when `MLFLOW_TRACKING_URI` is set or the project has its SQLite store, else `bundled`."""
     if config.model_source != "auto":
@@ -96,7 +116,7 @@ class ChampionBoard:
     """category -> Champion, kept in step with the registry by a background thread."""
 
     def __init__(self, config: ServingConfig, *, source: str | None = None,
-                 loader: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
+                 loader: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None) -> None:
         self.config = config
         self.source = source or resolve_source(config)
         self._champions: Mapping[str, Champion] = MappingProxyType({})
@@ -198,10 +218,10 @@ class ChampionBoard:
 
     def _load(self, row: dict[str, Any]) -> Champion:
         category = row["category"]
-        settings = self.config.model_config
+        settings = {**self.config.model_config, "compile": "off"}  # compiled below, once probed
         try:
             if self.source == REGISTRY:
-                model = self._load_registry_model(category, row)
+                model = self._load_registry_model(category, row, settings)
             else:
                 from sketch2fashion.serving.bento_models import load_stored
 
@@ -209,6 +229,8 @@ class ChampionBoard:
         except Exception as exc:  # noqa: BLE001
             raise ModelRefused(f"failed to load: {type(exc).__name__}: {exc}") from exc
         probe(model, self.config.image_size)
+        if compile_model(model, self.config.compile, list(self.config.compile_batch_sizes)):
+            probe(model, self.config.image_size)  # the compiled graph must pass it too
         return Champion(category=category, version=row["version"], epoch=row.get("epoch"),
                         ssim=row.get("ssim"), run_id=row.get("run_id"), source=self.source, model=model)
 
@@ -221,13 +243,13 @@ class ChampionBoard:
             self._client = configure(self.config.project_root)
         return list_champions(self._client, self.config.categories)
 
-    def _load_from_registry(self, category: str, row: dict[str, Any]) -> Any:
+    def _load_from_registry(self, category: str, row: dict[str, Any], settings: dict[str, Any]) -> Any:
         import mlflow.pyfunc
 
         from sketch2fashion.registry.promotion import registered_model_name
 
         uri = f"models:/{registered_model_name(category)}/{row['version']}"
-        return mlflow.pyfunc.load_model(uri, model_config=self.config.model_config)
+        return mlflow.pyfunc.load_model(uri, model_config=settings)
 
     def _bundled_rows(self) -> list[dict[str, Any]]:
         from sketch2fashion.serving.bento_models import stored_info, stored_model

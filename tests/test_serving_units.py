@@ -272,3 +272,36 @@ def test_a_broken_candidate_is_refused_before_any_compile(tmp_path, monkeypatch)
         assert board.sync() == []
     assert "on" not in asked[4:]  # the broken one was loaded uncompiled and refused: no compile asked
     assert board.champions["top"].version == 1
+
+
+def test_a_failing_registry_poll_shows_no_path_uri_or_exception_text(tmp_path, caplog):
+    """/models shows `last_poll_error` to anyone: a fixed phrase there, the details in the log."""
+    from sketch2fashion.serving.champions import ChampionBoard
+
+    (tmp_path / "mlflow").mkdir()
+    (tmp_path / "mlflow" / "mlflow.db").write_bytes(b"this is not a SQLite database" * 100)
+    config = ServingConfig.from_params({"categories": ["top"], "serving": {"model_source": "registry"}}, tmp_path)
+    board = ChampionBoard(config)  # ColorizerHost.status() hands its last_error to /models
+    with caplog.at_level("WARNING", logger="sketch2fashion.serving"):
+        board.poll()
+    shown = board.last_error
+    assert shown and str(tmp_path) not in shown and "sqlite" not in shown.lower() and "Error" not in shown
+    assert str(tmp_path) in caplog.text or "sqlite" in caplog.text.lower()  # the log keeps the details
+
+
+def test_a_missing_catalog_index_error_names_the_fix_not_the_path(tmp_path, caplog):
+    from sketch2fashion.serving.catalog import NO_INDEX, CatalogHolder
+
+    (tmp_path / "params.yaml").write_text(
+        "categories: [top]\ncatalog: {store: data/catalog/catalog.sqlite, index: data/catalog/index, url: ''}\n")
+    config = ServingConfig.from_params({"categories": ["top"], "serving": {"poll_seconds": 3600}}, tmp_path)
+    with caplog.at_level("WARNING", logger="sketch2fashion.serving"):
+        holder = CatalogHolder(config)
+    try:
+        assert holder.error == NO_INDEX and str(tmp_path) not in holder.error
+        with pytest.raises(LookupError) as err:
+            holder.search(photo=None, sketch=None, text="red", category=None, top_k=3)
+        assert str(tmp_path) not in str(err.value)
+        assert str(tmp_path) in caplog.text  # the log keeps where it looked
+    finally:
+        holder.stop()

@@ -35,6 +35,7 @@ from sketch2fashion.serving.sketches import generator_input, probe_sketch
 log = logging.getLogger("sketch2fashion.serving")
 REGISTRY = "registry"
 BUNDLED = "bundled"
+POLL_FAILED = "the last registry poll failed; the server log has the details"
 
 
 class ModelRefused(RuntimeError):
@@ -166,15 +167,20 @@ class ChampionBoard:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.sync()
-                self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the poller
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("champion poll failed (serving models unchanged): %s", self.last_error)
+            self.poll()
             if self.source == BUNDLED and self.ready():
                 return  # a Bento's models never change
             self._stop.wait(self.config.poll_seconds)
+
+    def poll(self) -> None:
+        """One sync that never raises: a failure is logged in full and kept in `last_error` as a
+        fixed phrase, since /models shows it to anyone (no paths, URIs or exception text there)."""
+        try:
+            self.sync()
+            self.last_error = None
+        except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the poller
+            self.last_error = POLL_FAILED
+            log.warning("champion poll failed (serving models unchanged): %s: %s", type(exc).__name__, exc)
 
     def sync(self) -> list[str]:
         """One poll: load and install every champion that differs from the one serving.

@@ -185,7 +185,9 @@ def test_local_images_and_missing_file(tmp_path: Path, client) -> None:
     data = png_bytes(0)
     (tmp_path / "a.png").write_bytes(data)
     assert fetch_image("a.png", base_dir=tmp_path, client=client) == data
-    assert fetch_image((tmp_path / "a.png").as_uri(), base_dir="/", client=client) == data
+    with pytest.raises(FetchError, match="file URL refused"):  # file:// only when the operator allows it
+        fetch_image((tmp_path / "a.png").as_uri(), base_dir="/", client=client)
+    assert fetch_image((tmp_path / "a.png").as_uri(), base_dir="/", client=client, allow_file_urls=True) == data
     with pytest.raises(FetchError, match="not found"):
         fetch_image("missing.png", base_dir=tmp_path, client=client)
 

@@ -305,3 +305,40 @@ def test_a_missing_catalog_index_error_names_the_fix_not_the_path(tmp_path, capl
         assert str(tmp_path) in caplog.text  # the log keeps where it looked
     finally:
         holder.stop()
+
+
+def generator_files(root, category: str) -> list:
+    """Every stored copy of a category's exported generator in a project's MLflow artifacts."""
+    import json as _json
+
+    return [path for path in root.rglob("generator.pt2")
+            if _json.loads((path.parent / "colorizer.json").read_text())["category"] == category]
+
+
+@pytest.mark.slow
+def test_a_champion_that_cannot_load_is_retried_with_backoff_while_the_others_serve(tmp_path):
+    """Truncated artifact at start-up: pants serves, top is missing; once the file is back, the
+    next retry loads it by itself (no new promotion)."""
+    import dataclasses
+
+    from mlflow_sandbox import isolated_mlflow
+    from serving_fixtures import make_project
+    from sketch2fashion.serving.champions import ChampionBoard
+    from sketch2fashion.serving.config import load_serving_config
+    from waiting import wait_until
+
+    project = make_project(tmp_path / "project", catalog=False, compile="off")
+    files = generator_files(project.root, "top")
+    assert files
+    saved = {path: path.read_bytes() for path in files}
+    for path in files:
+        path.write_bytes(saved[path][:1000])  # truncated
+    board = ChampionBoard(dataclasses.replace(load_serving_config(project.root), poll_seconds=0.05))
+    with isolated_mlflow():
+        assert board.sync() == ["pants"]
+        assert board.missing() == ["top"] and not board.ready()
+        assert board.sync() == []  # within the backoff: not tried again at once
+        for path, data in saved.items():
+            path.write_bytes(data)
+        wait_until(lambda: board.sync() == ["top"], "the repaired champion to load", timeout=120, interval=0.05)
+    assert board.ready() and board.champions["top"].version == 1

@@ -8,8 +8,11 @@ values) before it replaces the old one. The probe runs on the uncompiled model f
 version is refused as soon as it loads; only a version that passes is torch.compile'd (minutes
 on a slow CPU, while the old model keeps serving) and probed again compiled. A version that
 fails any step is refused: logged,
-counted in `s2f_model_swaps_total{outcome="refused"}`, not retried until the alias moves again,
-and the old model keeps serving.
+counted in `s2f_model_swaps_total{outcome="refused"}`, and the old model keeps serving. A model
+that loaded but failed the probe is not retried until the alias moves again (it would fail the
+same way); one that could not be loaded at all (an artifact missing, truncated, unreadable for a
+moment) is retried with backoff, poll_seconds doubling per failure up to RETRY_CAP_SECONDS, so a
+repaired artifact is picked up by itself and /readyz turns true without a new promotion.
 
 Models come from the MLflow registry, or, in a built Bento without a registry, from the BentoML
 model store (`bento_models`); `model_source: auto` picks the registry when one is configured.
@@ -36,10 +39,16 @@ log = logging.getLogger("sketch2fashion.serving")
 REGISTRY = "registry"
 BUNDLED = "bundled"
 POLL_FAILED = "the last registry poll failed; the server log has the details"
+RETRY_CAP_SECONDS = 600.0
+"""Longest wait between two attempts to load a version that could not be loaded."""
 
 
 class ModelRefused(RuntimeError):
     """A champion that cannot serve: it did not load, or it did not colorize the probe sketch."""
+
+
+class LoadFailed(ModelRefused):
+    """The model could not be loaded at all (retried with backoff, unlike a failed probe)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,8 @@ class ChampionBoard:
         self._champions: Mapping[str, Champion] = MappingProxyType({})
         self._write = threading.Lock()
         self._refused: dict[str, int | None] = {}
+        self._retries: dict[str, tuple[int | None, int, float]] = {}
+        """category -> (version, failed loads, time.monotonic() of the next attempt)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: Any = None
@@ -198,15 +209,28 @@ class ChampionBoard:
                 continue
             if category in self._refused and self._refused[category] == version:
                 continue
+            retry = self._retries.get(category)
+            if retry is not None and retry[0] == version and time.monotonic() < retry[2]:
+                continue
+            serving = current.version if current else "nothing"
             try:
                 champion = self._load(row)
+            except LoadFailed as exc:
+                failures = retry[1] + 1 if retry is not None and retry[0] == version else 1
+                cap = max(RETRY_CAP_SECONDS, self.config.poll_seconds)
+                wait = min(self.config.poll_seconds * 2 ** (failures - 1), cap)
+                self._retries[category] = (version, failures, time.monotonic() + wait)
+                metrics.count_swap(category, "refused")
+                log.error("could not load %s version %s (failure %d, next try in %.0f s; still serving %s): %s",
+                          category, version, failures, wait, serving, exc)
+                continue
             except Exception as exc:  # noqa: BLE001 - refuse whatever went wrong, keep serving
                 self._refused[category] = version
                 metrics.count_swap(category, "refused")
-                log.error("refused %s version %s (still serving %s): %s", category, version,
-                          current.version if current else "nothing", exc)
+                log.error("refused %s version %s (still serving %s): %s", category, version, serving, exc)
                 continue
             self._refused.pop(category, None)
+            self._retries.pop(category, None)
             self._install(champion)
             changed.append(category)
         self.last_sync = time.time()
@@ -233,7 +257,7 @@ class ChampionBoard:
 
                 model = load_stored(row["stored"], settings)
         except Exception as exc:  # noqa: BLE001
-            raise ModelRefused(f"failed to load: {type(exc).__name__}: {exc}") from exc
+            raise LoadFailed(f"failed to load: {type(exc).__name__}: {exc}") from exc
         probe(model, self.config.image_size)
         if compile_model(model, self.config.compile, list(self.config.compile_batch_sizes)):
             probe(model, self.config.image_size)  # the compiled graph must pass it too

@@ -8,8 +8,8 @@ leaves the previous catalog whole. A row that cannot be ingested (bad row, broke
 its previous version, if any; `version` bumps only when something changed, so the search index
 can be rebuilt exactly when needed.
 
-One ingest at a time: an ingest holds an exclusive lock on `<store>.ingest-lock` (flock, freed
-by the kernel if the process dies) for its whole run, and a second one fails at once with
+One ingest at a time: an ingest holds an exclusive flock on the store's file (freed by the
+kernel if the process dies) for its whole run, and a second one fails at once with
 `IngestBusy`. The downloads happen before the SQLite write transaction, which is held only to
 apply the prepared rows, so readers and the index build never wait on a slow image server.
 """
@@ -290,25 +290,18 @@ def ingest_feed(feed_path: str | Path, store: CatalogStore, *, allow_private: bo
 
 @contextmanager
 def ingest_lock(store: CatalogStore) -> Iterator[None]:
-    """Hold `<store>.ingest-lock` for one ingest; IngestBusy at once when another holds it."""
-    path = store.path.with_name(store.path.name + ".ingest-lock")
-    with open(path, "a+", encoding="utf-8") as fh:
+    """Hold an exclusive flock on the store's SQLite file for one ingest; IngestBusy at once when
+    another process holds it. (SQLite locks with fcntl, which flock does not touch; no lock file
+    is left beside the store, which is a DVC output.)"""
+    with open(store.path, "rb") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise IngestBusy(f"{store.path}: another catalog ingest is running ({holder}); "
+            raise IngestBusy(f"{store.path}: another catalog ingest is running; "
                              "run this one when it has finished") from None
         try:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"pid {os.getpid()}")
-            fh.flush()
             yield
         finally:
-            fh.seek(0)
-            fh.truncate()
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 

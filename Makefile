@@ -5,7 +5,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `s2f`: run DVC with the project's venv first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup system test test-fast demo serve smoke bench data dag clean
+.PHONY: help setup system test test-fast demo serve smoke bench reliability data dag clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ smoke: setup  ## the whole pipeline on the tiny profile in a scratch repo, twice
 
 bench: setup  ## performance benchmarks -> bench/results.json + bench/README.md (40-50 min; BENCH_ARGS=--skip-1m)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+reliability: setup  ## hostile input, injected faults, upload memory -> reliability/results.json + README.md (~15 min)
+	$(BIN)/python reliability/run.py $(RELIABILITY_ARGS)
 
 dag: setup  ## draw the pipeline graph
 	$(BIN)/dvc dag

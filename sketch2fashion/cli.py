@@ -154,9 +154,11 @@ def catalog() -> None:
               help="Catalog SQLite file (default: params catalog.store).")
 @click.option("--allow-private", is_flag=True, default=None,
               help="Allow image links on loopback/private addresses (intranet feeds, tests).")
+@click.option("--allow-file-urls", is_flag=True, default=None,
+              help="Allow file:// image links to any local file (plain paths must stay in the feed's folder).")
 @click.option("--jobs", type=int, default=None, help="Parallel image downloads.")
 def catalog_ingest(feed: Path, params_path: str, store: Path | None, allow_private: bool | None,
-                   jobs: int | None) -> None:
+                   allow_file_urls: bool | None, jobs: int | None) -> None:
     """Add, update and delete catalog products to match FEED (CSV, TSV or JSONL).
 
     Re-ingesting the same feed changes nothing; bad rows and images that fail to load are
@@ -165,13 +167,15 @@ def catalog_ingest(feed: Path, params_path: str, store: Path | None, allow_priva
     from dataclasses import fields
 
     from sketch2fashion.catalog.feed import FeedError
-    from sketch2fashion.catalog.store import CatalogStore, IngestSettings, ingest_feed
+    from sketch2fashion.catalog.store import CatalogStore, IngestBusy, IngestSettings, ingest_feed
 
     section = dict(_params_or_defaults(params_path).get("catalog") or {})
     known = {f.name for f in fields(IngestSettings)}
     chosen = {k: v for k, v in section.items() if k in known}
     if allow_private is not None:
         chosen["allow_private"] = allow_private
+    if allow_file_urls is not None:
+        chosen["allow_file_urls"] = allow_file_urls
     if jobs is not None:
         chosen["jobs"] = jobs
     settings = IngestSettings(**chosen)
@@ -182,7 +186,7 @@ def catalog_ingest(feed: Path, params_path: str, store: Path | None, allow_priva
     try:
         with CatalogStore(store_path) as catalog_store:
             report = ingest_feed(feed, catalog_store, settings=settings)
-    except FeedError as exc:
+    except (FeedError, IngestBusy) as exc:
         raise click.ClickException(str(exc)) from exc
     for problem in report.skipped:
         click.echo(f"skipped line {problem.line} id {problem.id or '-'}: {problem.reason}", err=True)

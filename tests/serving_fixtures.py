@@ -23,12 +23,14 @@ import cv2
 import httpx
 import mlflow
 import numpy as np
+import psutil
 import torch
 import yaml
 
 from sketch2fashion.imaging.io import encode_png
 from sketch2fashion.params import deep_merge, load_params
 from mlflow_sandbox import MLFLOW_ENV, isolated_mlflow
+from waiting import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = ("top", "pants")
@@ -199,9 +201,10 @@ def free_port() -> int:
 class BentoServer:
     """`bentoml serve service:API` as a subprocess (own process group), stopped on exit."""
 
-    def __init__(self, project: Project, log_path: Path, *, ready_timeout: float = 150.0,
-                 ready_path: str = "/readyz") -> None:
+    def __init__(self, project: Project, log_path: Path, *, ready_timeout: float = HANG_SECONDS,
+                 env: dict[str, str] | None = None, ready_path: str = "/readyz") -> None:
         self.project = project
+        self.extra_env = dict(env or {})
         self.ready_path = ready_path  # /livez for a project that is not meant to be ready (a category training)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -214,7 +217,7 @@ class BentoServer:
         env.update({"S2F_PROJECT_ROOT": str(self.project.root),
                     "BENTOML_HOME": str(self.project.root / "bentoml"),
                     "BENTOML_DO_NOT_TRACK": "True",
-                    "OMP_NUM_THREADS": "1"})
+                    "OMP_NUM_THREADS": "1", **self.extra_env})
         bentoml = Path(sys.executable).with_name("bentoml")
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -254,6 +257,16 @@ class BentoServer:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self._log.close()
+
+
+def service_process(server: BentoServer, name: str) -> psutil.Process:
+    """The worker process of one BentoML service (API, Colorizer, Catalog) of a running server."""
+    for child in psutil.Process(server.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            args = child.cmdline()
+            if "--service-name" in args and args[args.index("--service-name") + 1] == name:
+                return child
+    raise LookupError(f"no {name} worker under bentoml serve (pid {server.process.pid})")
 
 
 def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from waiting import HANG_SECONDS
+
 MIB = 36  # above glibc's 32 MiB limit for its dynamic mmap threshold: always mmap'd by default
 
 PROBE = r"""
@@ -42,7 +44,7 @@ print(json.dumps({"default": default, "kept": settled_faults(), "said": said}))
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting is glibc malloc's")
 def test_freed_big_buffers_stop_page_faulting():
     out = subprocess.run([sys.executable, "-c", PROBE, str(MIB)], capture_output=True, text=True, check=True,
-                         timeout=180)
+                         timeout=HANG_SECONDS)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     pages = MIB * 2**20 / 4096
     assert result["default"] > 0.5 * pages, result  # mapped and faulted in again every round

@@ -9,12 +9,13 @@ import pytest
 import yaml
 
 from sketch2fashion.params import ParamsError, deep_merge, load_params, with_profile
+from waiting import HANG_SECONDS
 
 S2F = [sys.executable, "-m", "sketch2fashion.cli"]
 
 
 def run(args, cwd):
-    return subprocess.run(S2F + args, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(S2F + args, cwd=cwd, capture_output=True, text=True, timeout=HANG_SECONDS)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["demo-data", "--help"], ["params", "--help"], ["smoke", "--help"], ["models", "--help"], ["catalog", "ingest", "--help"]])

@@ -22,6 +22,7 @@ from sketch2fashion.imaging.edges import (
 )
 from sketch2fashion.imaging.io import save_png
 from sketch2fashion.imaging.outline import outline_closure
+from waiting import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,7 +174,7 @@ def _run_stage(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "training" / "edges.py"), "--params", str(params),
          "--data-dir", str(tmp_path / "data"), "--no-progress", *args],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True, text=True, cwd=tmp_path, timeout=HANG_SECONDS,
     )
 
 
@@ -208,5 +209,5 @@ def test_edges_stage_without_manifest_says_run_ingest(tmp_path: Path) -> None:
 
 def test_edges_stage_help() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "training" / "edges.py"), "--help"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0 and "--category" in result.stdout and "--jobs" in result.stdout

@@ -20,6 +20,7 @@ from sketch2fashion.data.ingest import (
 )
 from sketch2fashion.data.manifest import MANIFEST_COLUMNS, ManifestError, read_manifest, write_manifest
 from sketch2fashion.params import load_params
+from waiting import HANG_SECONDS
 
 ALIASES = {"top": ["t-shirt", "tee"], "pants": ["trousers"]}
 
@@ -235,7 +236,7 @@ def test_settings_from_params(params: dict):
 
 def run_stage(project_root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(project_root / "training" / "ingest.py"), *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_SECONDS)
 
 
 def test_ingest_stage_end_to_end(project_root: Path, messy_source: Path, tmp_path: Path, params: dict):

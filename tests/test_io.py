@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from sketch2fashion.imaging.io import (
-    ImageRejected, decode_rgb, encode_png, fit_within, load_rgb, resize_square, save_png, square_pad,
+    DecodeMemory, ImageRejected, decode_rgb, decode_upload, encode_png, fit_within, load_rgb, resize_square,
+    save_png, square_pad,
 )
 
 
@@ -202,3 +203,120 @@ def test_fit_within_only_shrinks():
     img = np.zeros((400, 200, 3), np.uint8)
     assert fit_within(img, 100).shape == (100, 50, 3)
     assert fit_within(img, 1000) is img
+
+
+# -- uploads: PNG, JPEG and WebP only, decoded within a memory budget tied to the served size -----
+
+def upload(data: bytes, max_side: int = 512, **kwargs) -> np.ndarray:
+    return decode_upload(data, max_side=max_side, max_pixels=kwargs.pop("max_pixels", 16_000_000),
+                         min_side=kwargs.pop("min_side", 16))
+
+
+def upload_reason(data: bytes, **kwargs) -> ImageRejected:
+    with pytest.raises(ImageRejected) as info:
+        upload(data, **kwargs)
+    return info.value
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_comes_out_as_exif_transpose_shows_it(orientation):
+    from PIL import ImageOps
+
+    stored = Image.fromarray(np.random.default_rng(orientation).integers(0, 256, (24, 40, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encoded(stored, "PNG", exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    np.testing.assert_array_equal(decode_rgb(data, min_side=1), expected)
+
+
+def test_alpha_is_composited_in_uint8_exactly_as_in_floats():
+    rgba = np.random.default_rng(5).integers(0, 256, (64, 48, 4), dtype=np.uint8)
+    alpha = rgba[..., 3:4] / 255.0
+    expected = np.clip(np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(decode_rgb(encoded(Image.fromarray(rgba, "RGBA"))), expected)
+
+
+def test_uploads_accept_png_jpeg_webp_and_name_what_else_they_refuse():
+    img = Image.new("RGB", (64, 48), (200, 30, 30))
+    for fmt in ("PNG", "JPEG", "WEBP"):
+        out = upload(encoded(img, fmt))
+        assert out.shape == (48, 64, 3) and out[..., 0].mean() > 180, fmt
+    for fmt, name in (("GIF", "GIF"), ("BMP", "BMP"), ("TIFF", "TIFF")):
+        exc = upload_reason(encoded(img, fmt))
+        assert exc.reason == "unsupported format" and name in str(exc), fmt
+        assert decode_rgb(encoded(img, fmt)).shape == (48, 64, 3)  # the pipeline still reads shop photos in them
+
+
+def test_upload_is_reduced_to_the_served_side_like_an_area_resize():
+    import cv2
+
+    yy, xx = np.mgrid[0:1500, 0:2000]
+    rgb = np.dstack([(xx * 255 // 2000), (yy * 255 // 1500), ((xx + yy) % 256)]).astype(np.uint8)
+    for fmt in ("PNG", "JPEG"):
+        data = encoded(Image.fromarray(rgb), fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        out = upload(data, max_side=512)
+        assert out.shape == (384, 512, 3), fmt
+        reference = cv2.resize(decode_rgb(data), (512, 384), interpolation=cv2.INTER_AREA)
+        assert np.abs(out.astype(int) - reference).mean() < 2.5, fmt
+
+
+def test_a_png_no_reduction_brings_under_the_budget_is_refused_from_its_header():
+    # The 69 KB, 4000 x 4000 one-colour RGBA PNG that once cost a gigabyte to decode.
+    data = encoded(Image.new("RGBA", (4000, 4000), (200, 30, 30, 128)))
+    exc = upload_reason(data, max_side=512)
+    assert exc.reason == "too large" and "4000x4000 PNG" in str(exc) and "max 16 MB" in str(exc)
+    # Header only (junk pixel data): "too large", not "corrupt", so nothing was decoded.
+    assert upload_reason(png_header_only(2500, 2500), max_side=512).reason == "too large"
+    assert upload(encoded(Image.new("RGBA", (2048, 2048), (200, 30, 30, 128)))).shape == (512, 512, 3)
+    assert upload(encoded(Image.new("P", (4000, 4000), 3))).shape == (512, 512, 3)  # 1 byte a pixel
+
+
+def test_a_big_jpeg_decodes_reduced_but_a_progressive_one_pays_full_size():
+    big = Image.new("RGB", (4000, 3000), (30, 60, 200))
+    # 48 MB at full size: under the 16 MB budget only because it is decoded at 1/4 scale.
+    assert upload(encoded(big, "JPEG")).shape == (384, 512, 3)
+    # libjpeg keeps every coefficient of a progressive JPEG (2 bytes a sample, full size).
+    exc = upload_reason(encoded(big, "JPEG", progressive=True))
+    assert exc.reason == "too large" and "4000x3000 JPEG" in str(exc)
+    assert upload(encoded(big.resize((2000, 1500)), "JPEG", progressive=True)).shape == (384, 512, 3)
+
+
+def test_png_text_chunks_are_dropped_before_pillow_inflates_them():
+    """Compressed text chunks inflate up to 64 MB per image inside Pillow; decoding needs none."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = encoded(Image.new("RGB", (64, 64), (10, 200, 10)))
+    text = chunk(b"zTXt", b"note\x00\x00" + zlib.compress(b"a" * 1_000_000, 9))
+    bomb = png[:33] + text * 80 + png[33:]  # after IHDR: 80 MB of text from 80 KB of file
+    assert len(bomb) < 200_000
+    assert tuple(decode_rgb(bomb)[0, 0]) == (10, 200, 10)
+    assert tuple(upload(bomb)[0, 0]) == (10, 200, 10)
+    truncated = png[:33] + text[:100]
+    assert reason_of(truncated).reason == "corrupt or truncated image"
+
+
+def test_decode_memory_lets_decodes_wait_for_their_share():
+    import threading
+    import time
+
+    gate = DecodeMemory(100)
+    entered, release = threading.Event(), threading.Event()
+
+    def second_decode() -> None:
+        with gate.hold(50):
+            entered.set()
+            release.wait(60)
+
+    with gate.hold(80):
+        waiter = threading.Thread(target=second_decode)
+        waiter.start()
+        time.sleep(0.2)  # a negative check: however slow the thread, it cannot have entered
+        assert not entered.is_set() and gate.used == 80
+    assert entered.wait(60) and gate.used == 50
+    release.set()
+    waiter.join(60)
+    assert gate.used == 0
+    with gate.hold(10_000):  # more than the capacity waits for all of it, not forever
+        assert gate.used == 100

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import yaml
 
 from sketch2fashion.params import load_params, with_profile
 from sketch2fashion.pipeline import changed_stages, make_scratch_project, run_dvc, tool_env
+from waiting import HANG_SECONDS, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ def test_changing_image_size_invalidates_exactly_ingest_and_its_descendants(tiny
 def test_every_category_has_a_champion_and_metrics_show_ssim(tiny):
     project, params, _ = tiny
     proc = subprocess.run([sys.executable, "-m", "sketch2fashion.cli", "models", "--json"], cwd=project,
-                          env=tool_env(), capture_output=True, text=True, timeout=300)
+                          env=tool_env(), capture_output=True, text=True, timeout=HANG_SECONDS)
     assert proc.returncode == 0, proc.stderr
     rows = {row["category"]: row for row in json.loads(proc.stdout)}
     assert set(rows) == set(params["categories"])
@@ -126,15 +126,18 @@ def test_killed_training_resumes_and_finishes_with_the_same_number_of_epochs(tin
            "--out", str(out), "--report", str(report)]
     first_checkpoint = out / "checkpoints" / "epoch-0001.pt"
     proc = subprocess.Popen(cmd, cwd=project, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while not first_checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    try:
+        wait_until(lambda: first_checkpoint.exists() or proc.poll() is not None, "the first checkpoint",
+                   interval=0.05)
+    except AssertionError:
+        proc.kill()
+        raise
     assert proc.poll() is None, "training ended before it could be killed; raise the epoch count"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not report.exists()
     resumed = subprocess.run(cmd + ["--resume"], cwd=project, env=tool_env(), capture_output=True,
-                             text=True, timeout=600)
+                             text=True, timeout=HANG_SECONDS)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming after epoch" in resumed.stderr
     result = json.loads(report.read_text())
@@ -151,7 +154,7 @@ def test_manual_promote_and_rollback_commands_on_the_pipeline_registry(tiny):
 
     def s2f(*args):
         return subprocess.run([sys.executable, "-m", "sketch2fashion.cli", *args], cwd=project,
-                              env=tool_env(), capture_output=True, text=True, timeout=300)
+                              env=tool_env(), capture_output=True, text=True, timeout=HANG_SECONDS)
 
     refused = s2f("rollback", "hat")  # only one version so far: nothing to roll back to
     assert refused.returncode != 0 and "Traceback" not in refused.stderr

@@ -56,6 +56,7 @@ from sketch2fashion.registry.tracking import (
     tracking_uri,
 )
 from mlflow_sandbox import isolated_mlflow
+from waiting import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -294,7 +295,7 @@ def test_champion_loads_and_colorizes_in_a_fresh_process(store, top_champion, tm
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "MLFLOW_REGISTRY_URI": store.uri,
            "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_SECONDS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["shape"] == [2, 3, SIZE, SIZE] and result["dtype"] == "float32"
@@ -446,7 +447,7 @@ def load_stage_script() -> ModuleType:
 def run_stage(cwd: Path, uri: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
     return subprocess.run([sys.executable, str(PROMOTE), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_SECONDS)
 
 
 def write_stage_inputs(folder: Path, run_id: str, ssim: float, epoch: int) -> None:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from serving_fixtures import MLFLOW_ENV, make_project
+from waiting import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 def run(args: list[str], *, cwd: Path, home: Path, project: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in MLFLOW_ENV}
     env.update({"BENTOML_HOME": str(home), "S2F_PROJECT_ROOT": str(project), "BENTOML_DO_NOT_TRACK": "True"})
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 

@@ -253,3 +253,105 @@ def test_auto_category_hook_uses_a_saved_classifier_and_refuses_foreign_answers(
     save_classifier(tmp_path / "models" / "classifier.pt", SketchClassifier(["hat", "skirt"], image_size=32, width=8))
     with pytest.raises(ValueError, match="not a served category"):
         load_category_classifier(config)(drawing)
+
+
+@pytest.mark.slow
+def test_a_broken_candidate_is_refused_before_any_compile(tmp_path, monkeypatch):
+    """The probe runs on the uncompiled model first: a NaN candidate costs one load, never a
+    torch.compile (which takes minutes on a slow CPU while the refusal waits)."""
+    import dataclasses
+
+    from mlflow_sandbox import isolated_mlflow
+    from serving_fixtures import add_version, make_project, promote_version
+    from sketch2fashion.registry.colorizer_model import ColorizerModel
+    from sketch2fashion.serving.champions import ChampionBoard
+    from sketch2fashion.serving.config import load_serving_config
+
+    project = make_project(tmp_path / "project", catalog=False, compile="off")
+    asked: list[str] = []
+    compile_for_real = ColorizerModel.compile
+
+    def recording_compile(self, setting, batch_sizes):
+        asked.append(setting)
+        return compile_for_real(self, "off", batch_sizes)  # records the request; compiling is not under test
+
+    monkeypatch.setattr(ColorizerModel, "compile", recording_compile)
+    board = ChampionBoard(dataclasses.replace(load_serving_config(project.root), compile="on"))
+    with isolated_mlflow():
+        assert sorted(board.sync()) == ["pants", "top"]
+        assert asked == ["off", "on", "off", "on"]  # each good champion: loaded uncompiled, then compiled
+        broken = add_version(project.root, "top", seed=9, ssim=0.9, broken=True)
+        promote_version(project.root, "top", broken)
+        assert board.sync() == []
+    assert "on" not in asked[4:]  # the broken one was loaded uncompiled and refused: no compile asked
+    assert board.champions["top"].version == 1
+
+
+def test_a_failing_registry_poll_shows_no_path_uri_or_exception_text(tmp_path, caplog):
+    """/models shows `last_poll_error` to anyone: a fixed phrase there, the details in the log."""
+    from sketch2fashion.serving.champions import ChampionBoard
+
+    (tmp_path / "mlflow").mkdir()
+    (tmp_path / "mlflow" / "mlflow.db").write_bytes(b"this is not a SQLite database" * 100)
+    config = ServingConfig.from_params({"categories": ["top"], "serving": {"model_source": "registry"}}, tmp_path)
+    board = ChampionBoard(config)  # ColorizerHost.status() hands its last_error to /models
+    with caplog.at_level("WARNING", logger="sketch2fashion.serving"):
+        board.poll()
+    shown = board.last_error
+    assert shown and str(tmp_path) not in shown and "sqlite" not in shown.lower() and "Error" not in shown
+    assert str(tmp_path) in caplog.text or "sqlite" in caplog.text.lower()  # the log keeps the details
+
+
+def test_a_missing_catalog_index_error_names_the_fix_not_the_path(tmp_path, caplog):
+    from sketch2fashion.serving.catalog import NO_INDEX, CatalogHolder
+
+    (tmp_path / "params.yaml").write_text(
+        "categories: [top]\ncatalog: {store: data/catalog/catalog.sqlite, index: data/catalog/index, url: ''}\n")
+    config = ServingConfig.from_params({"categories": ["top"], "serving": {"poll_seconds": 3600}}, tmp_path)
+    with caplog.at_level("WARNING", logger="sketch2fashion.serving"):
+        holder = CatalogHolder(config)
+    try:
+        assert holder.error == NO_INDEX and str(tmp_path) not in holder.error
+        with pytest.raises(LookupError) as err:
+            holder.search(photo=None, sketch=None, text="red", category=None, top_k=3)
+        assert str(tmp_path) not in str(err.value)
+        assert str(tmp_path) in caplog.text  # the log keeps where it looked
+    finally:
+        holder.stop()
+
+
+def generator_files(root, category: str) -> list:
+    """Every stored copy of a category's exported generator in a project's MLflow artifacts."""
+    import json as _json
+
+    return [path for path in root.rglob("generator.pt2")
+            if _json.loads((path.parent / "colorizer.json").read_text())["category"] == category]
+
+
+@pytest.mark.slow
+def test_a_champion_that_cannot_load_is_retried_with_backoff_while_the_others_serve(tmp_path):
+    """Truncated artifact at start-up: pants serves, top is missing; once the file is back, the
+    next retry loads it by itself (no new promotion)."""
+    import dataclasses
+
+    from mlflow_sandbox import isolated_mlflow
+    from serving_fixtures import make_project
+    from sketch2fashion.serving.champions import ChampionBoard
+    from sketch2fashion.serving.config import load_serving_config
+    from waiting import wait_until
+
+    project = make_project(tmp_path / "project", catalog=False, compile="off")
+    files = generator_files(project.root, "top")
+    assert files
+    saved = {path: path.read_bytes() for path in files}
+    for path in files:
+        path.write_bytes(saved[path][:1000])  # truncated
+    board = ChampionBoard(dataclasses.replace(load_serving_config(project.root), poll_seconds=0.05))
+    with isolated_mlflow():
+        assert board.sync() == ["pants"]
+        assert board.missing() == ["top"] and not board.ready()
+        assert board.sync() == []  # within the backoff: not tried again at once
+        for path, data in saved.items():
+            path.write_bytes(data)
+        wait_until(lambda: board.sync() == ["top"], "the repaired champion to load", timeout=120, interval=0.05)
+    assert board.ready() and board.champions["top"].version == 1

@@ -11,6 +11,7 @@ import yaml
 
 from sketch2fashion.data.manifest import read_manifest, write_manifest
 from sketch2fashion.data.split import assign_splits, split_counts, split_of
+from waiting import HANG_SECONDS
 
 IDS = [f"item-{i:05d}" for i in range(2000)]
 
@@ -63,7 +64,7 @@ def test_split_stage_merges_category_manifests(project_root: Path, tmp_path: Pat
     result = subprocess.run(
         [sys.executable, str(project_root / "training" / "split.py"), "--params", str(project_root / "params.yaml"),
          "--data-dir", str(data), "--report", str(report_path)],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stderr
     merged = read_manifest(data / "manifest.csv")
     assert len(merged) == sum(40 + n for n in range(len(params["categories"])))
@@ -81,6 +82,6 @@ def test_split_stage_names_a_missing_manifest(project_root: Path, tmp_path: Path
     result = subprocess.run(
         [sys.executable, str(project_root / "training" / "split.py"), "--params", str(project_root / "params.yaml"),
          "--data-dir", str(tmp_path / "data"), "--report", str(tmp_path / "split.json")],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode != 0
     assert "manifest.csv" in result.stderr and "Traceback" not in result.stderr

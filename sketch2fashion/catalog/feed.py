@@ -134,7 +134,15 @@ def _delimited_records(fh: Any, path: Path, delimiter: str) -> Iterator[Record]:
         raise FeedError(f"{path}: the feed is empty (no header row)")
     columns = _column_plan(header, path)
     last_line = reader.line_num
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): this row only
+            line, last_line = last_line + 1, reader.line_num
+            yield line, f"unreadable row ({exc})"
+            continue
         line, last_line = last_line + 1, reader.line_num
         if not values or all(not v.strip() for v in values):
             continue

@@ -7,9 +7,15 @@ staged in `images/.pending-<version>/` and moved into place only after the commi
 leaves the previous catalog whole. A row that cannot be ingested (bad row, broken image) keeps
 its previous version, if any; `version` bumps only when something changed, so the search index
 can be rebuilt exactly when needed.
+
+One ingest at a time: an ingest holds an exclusive flock on the store's file (freed by the
+kernel if the process dies) for its whole run, and a second one fails at once with
+`IngestBusy`. The downloads happen before the SQLite write transaction, which is held only to
+apply the prepared rows, so readers and the index build never wait on a slow image server.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -85,6 +91,7 @@ class IngestSettings:
     """Limits for one ingest (params.yaml `catalog:`)."""
 
     allow_private: bool = False
+    allow_file_urls: bool = False
     jobs: int = 4
     max_bytes: int = DEFAULT_MAX_BYTES
     timeout: float = DEFAULT_TIMEOUT_S
@@ -112,6 +119,10 @@ class IngestFeedReport:
         return (f"catalog v{self.version}: {len(self.added)} added, {len(self.updated)} updated, "
                 f"{len(self.unchanged)} unchanged, {len(self.deleted)} deleted, "
                 f"{len(self.skipped)} skipped")
+
+
+class IngestBusy(RuntimeError):
+    """Another ingest holds this store's lock; the message says which process."""
 
 
 class CatalogStore:
@@ -224,7 +235,8 @@ def ingest_feed(feed_path: str | Path, store: CatalogStore, *, allow_private: bo
                 client: httpx.Client | None = None) -> IngestFeedReport:
     """Make `store` match the feed; see the module docstring for the guarantees.
 
-    Raises FeedError (from read_feed) before touching anything when the feed is unusable.
+    Raises FeedError (from read_feed) before touching anything when the feed is unusable, and
+    IngestBusy when another ingest of this store is running.
     `settings` (params.yaml `catalog:`) replaces the `allow_private` and `jobs` shortcuts.
     """
     feed_path = Path(feed_path)
@@ -236,14 +248,15 @@ def ingest_feed(feed_path: str | Path, store: CatalogStore, *, allow_private: bo
     pending: Path | None = None
     committed = False
     try:
-        with store._write_transaction() as db:
-            version = _read_version(db)
-            _recover(store, db, version)
+        with ingest_lock(store):
+            with store._write_transaction() as db:  # quick: finish or drop a crashed ingest's files
+                version = _read_version(db)
+                _recover(store, db, version)
             known = {row["id"]: (row["row_sha256"], row["image_sha256"])
-                     for row in db.execute("SELECT id, row_sha256, image_sha256 FROM products")}
+                     for row in store._db.execute("SELECT id, row_sha256, image_sha256 FROM products")}
             pending = store.images_dir / f"{PENDING_PREFIX}{version + 1}"
             shutil.rmtree(pending, ignore_errors=True)
-            with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
+            with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:  # no database lock held
                 prepared = list(pool.map(
                     lambda product: _prepare(product, known.get(product.id), store, pending,
                                              feed_path.parent, client, settings),
@@ -251,14 +264,17 @@ def ingest_feed(feed_path: str | Path, store: CatalogStore, *, allow_private: bo
             # A row we could not ingest this time keeps its previous version: not a deletion.
             keep = {p.product.id for p in prepared} | {p.id for p in parsed.problems if p.id}
             report.deleted = sorted(set(known) - keep)
-            _apply(db, prepared, known, report, parsed.lines, version + 1)
-            report.version = version + 1 if report.changed else version
-            if report.changed:
-                _write_version(db, report.version)
-        committed = True
-        _move_into_place(store, pending)
-        for product_id in report.deleted:
-            store.image_file(product_id).unlink(missing_ok=True)
+            with store._write_transaction() as db:
+                if _read_version(db) != version:  # only an ingest writes, and we hold the lock
+                    raise RuntimeError(f"{store.path}: changed by another writer during this ingest")
+                _apply(db, prepared, known, report, parsed.lines, version + 1)
+                report.version = version + 1 if report.changed else version
+                if report.changed:
+                    _write_version(db, report.version)
+            committed = True
+            _move_into_place(store, pending)
+            for product_id in report.deleted:
+                store.image_file(product_id).unlink(missing_ok=True)
     except BaseException:
         # Before the commit these files belong to nothing; after it, _recover finishes the move.
         if pending is not None and not committed:
@@ -272,6 +288,23 @@ def ingest_feed(feed_path: str | Path, store: CatalogStore, *, allow_private: bo
     return report
 
 
+@contextmanager
+def ingest_lock(store: CatalogStore) -> Iterator[None]:
+    """Hold an exclusive flock on the store's SQLite file for one ingest; IngestBusy at once when
+    another process holds it. (SQLite locks with fcntl, which flock does not touch; no lock file
+    is left beside the store, which is a DVC output.)"""
+    with open(store.path, "rb") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IngestBusy(f"{store.path}: another catalog ingest is running; "
+                             "run this one when it has finished") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _prepare(product: Product, known: tuple[str, str] | None, store: CatalogStore,
              pending: Path, base_dir: Path, client: httpx.Client,
              settings: IngestSettings) -> _Prepared:
@@ -280,7 +313,7 @@ def _prepare(product: Product, known: tuple[str, str] | None, store: CatalogStor
     try:
         data = fetch_image(product.image_link, base_dir=base_dir, client=client,
                            max_bytes=settings.max_bytes, timeout=settings.timeout,
-                           allow_private=settings.allow_private)
+                           allow_private=settings.allow_private, allow_file_urls=settings.allow_file_urls)
     except FetchError as exc:
         return _Prepared(product, row_sha256, problem=f"image not fetched: {exc}")
     image_sha256 = hashlib.sha256(data).hexdigest()
@@ -342,7 +375,7 @@ def _move_into_place(store: CatalogStore, pending: Path | None) -> None:
 
 
 def _recover(store: CatalogStore, db: sqlite3.Connection, version: int) -> None:
-    """Clean up after a crashed ingest (called under the write lock).
+    """Clean up after a crashed ingest (called under the ingest lock, in a write transaction).
 
     A pending folder of a committed version still has to be moved into place; one of a later
     version never committed and is dropped. Photos of products no longer stored are removed.

@@ -118,10 +118,19 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         self.module = _load_generator(context.artifacts[GENERATOR_ARTIFACT], self.device)
         self.runner = _eager_runner(self.module, self.device, self.dtype)
-        self.compiled = self._maybe_compile(str(settings["compile"]), settings["batch_sizes"])
+        self.compile(str(settings["compile"]), settings["batch_sizes"])
+
+    def compile(self, setting: str, batch_sizes: list[int]) -> dict[str, Any]:
+        """Swap in the torch.compile'd runner when asked and possible; say why not otherwise.
+
+        Also callable after loading with `compile: off`: serving probes the uncompiled model first,
+        so a broken candidate is refused in the seconds a load takes, not after a compile that
+        takes minutes on a slow CPU (serving/champions.py).
+        """
+        self.compiled = self._maybe_compile(setting, batch_sizes)
+        return self.compiled
 
     def _maybe_compile(self, setting: str, batch_sizes: list[int]) -> dict[str, Any]:
-        """Swap in the torch.compile'd runner when asked and possible; say why not otherwise."""
         wanted, why = wants_compile(setting, self.device)
         if wanted and isinstance(self.module, torch.jit.ScriptModule):
             wanted, why = False, "a TorchScript export (registered before torch.export) cannot be compiled"

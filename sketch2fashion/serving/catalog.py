@@ -96,6 +96,6 @@ class CatalogHolder:
             metrics.set_catalog_products(len(self._catalog))
         except Exception as exc:  # noqa: BLE001 - keep serving what we have (or the clear error)
             if self._catalog is None:
-                self.error = f"{NO_INDEX} ({type(exc).__name__}: {exc})"
+                self.error = NO_INDEX  # clients see it: the why (paths included) goes to the log only
                 metrics.set_catalog_products(0)
             log.warning("catalog index not (re)loaded: %s: %s", type(exc).__name__, exc)

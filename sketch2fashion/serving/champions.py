@@ -4,9 +4,15 @@ A `ChampionBoard` holds one loaded model per category in an immutable mapping th
 as a whole, so a batch reads one consistent set of models while a swap happens beside it. A
 background thread asks the registry every `poll_seconds` which version holds the `champion`
 alias; a new version is loaded and must colorize a fixed probe sketch (right shape, finite
-values) before it replaces the old one. A version that fails either way is refused: logged,
-counted in `s2f_model_swaps_total{outcome="refused"}`, not retried until the alias moves again,
-and the old model keeps serving.
+values) before it replaces the old one. The probe runs on the uncompiled model first, so a broken
+version is refused as soon as it loads; only a version that passes is torch.compile'd (minutes
+on a slow CPU, while the old model keeps serving) and probed again compiled. A version that
+fails any step is refused: logged,
+counted in `s2f_model_swaps_total{outcome="refused"}`, and the old model keeps serving. A model
+that loaded but failed the probe is not retried until the alias moves again (it would fail the
+same way); one that could not be loaded at all (an artifact missing, truncated, unreadable for a
+moment) is retried with backoff, poll_seconds doubling per failure up to RETRY_CAP_SECONDS, so a
+repaired artifact is picked up by itself and /readyz turns true without a new promotion.
 
 Models come from the MLflow registry, or, in a built Bento without a registry, from the BentoML
 model store (`bento_models`); `model_source: auto` picks the registry when one is configured.
@@ -34,10 +40,17 @@ from sketch2fashion.serving.sketches import generator_input, probe_sketch
 log = logging.getLogger("sketch2fashion.serving")
 REGISTRY = "registry"
 BUNDLED = "bundled"
+POLL_FAILED = "the last registry poll failed; the server log has the details"
+RETRY_CAP_SECONDS = 600.0
+"""Longest wait between two attempts to load a version that could not be loaded."""
 
 
 class ModelRefused(RuntimeError):
     """A champion that cannot serve: it did not load, or it did not colorize the probe sketch."""
+
+
+class LoadFailed(ModelRefused):
+    """The model could not be loaded at all (retried with backoff, unlike a failed probe)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,23 @@ def compile_status(model: Any) -> dict[str, Any] | None:
     return dict(status) if isinstance(status, dict) else None
 
 
+def compile_model(model: Any, setting: str, batch_sizes: list[int]) -> bool:
+    """torch.compile a loaded ColorizerModel in place (serving.compile); False when nothing was
+    compiled: compile off, no compiler, a TorchScript version, or another kind of pyfunc model."""
+    unwrap = getattr(model, "unwrap_python_model", None)
+    try:
+        python_model = unwrap() if unwrap else None
+    except Exception:  # noqa: BLE001 - not a python_model pyfunc
+        return False
+    if not callable(getattr(python_model, "compile", None)):
+        return False
+    try:
+        status = python_model.compile(setting, batch_sizes)
+    except Exception as exc:  # noqa: BLE001 - compile: on and the compiler failed
+        raise ModelRefused(f"failed to compile: {type(exc).__name__}: {exc}") from exc
+    return bool(status.get("compiled"))
+
+
 def resolve_source(config: ServingConfig) -> str:
     """`registry` when `MLFLOW_TRACKING_URI` is set or the project has its SQLite store, else `bundled`."""
     if config.model_source != "auto":
@@ -98,12 +128,14 @@ class ChampionBoard:
     """category -> Champion, kept in step with the registry by a background thread."""
 
     def __init__(self, config: ServingConfig, *, source: str | None = None,
-                 loader: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
+                 loader: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None) -> None:
         self.config = config
         self.source = source or resolve_source(config)
         self._champions: Mapping[str, Champion] = MappingProxyType({})
         self._write = threading.Lock()
         self._refused: dict[str, int | None] = {}
+        self._retries: dict[str, tuple[int | None, int, float]] = {}
+        """category -> (version, failed loads, time.monotonic() of the next attempt)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: Any = None
@@ -153,15 +185,20 @@ class ChampionBoard:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.sync()
-                self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the poller
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("champion poll failed (serving models unchanged): %s", self.last_error)
+            self.poll()
             if self.source == BUNDLED and self.ready():
                 return  # a Bento's models never change
             self._stop.wait(self.config.poll_seconds)
+
+    def poll(self) -> None:
+        """One sync that never raises: a failure is logged in full and kept in `last_error` as a
+        fixed phrase, since /models shows it to anyone (no paths, URIs or exception text there)."""
+        try:
+            self.sync()
+            self.last_error = None
+        except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the poller
+            self.last_error = POLL_FAILED
+            log.warning("champion poll failed (serving models unchanged): %s: %s", type(exc).__name__, exc)
 
     def sync(self) -> list[str]:
         """One poll: load and install every champion that differs from the one serving.
@@ -179,15 +216,28 @@ class ChampionBoard:
                 continue
             if category in self._refused and self._refused[category] == version:
                 continue
+            retry = self._retries.get(category)
+            if retry is not None and retry[0] == version and time.monotonic() < retry[2]:
+                continue
+            serving = current.version if current else "nothing"
             try:
                 champion = self._load(row)
+            except LoadFailed as exc:
+                failures = retry[1] + 1 if retry is not None and retry[0] == version else 1
+                cap = max(RETRY_CAP_SECONDS, self.config.poll_seconds)
+                wait = min(self.config.poll_seconds * 2 ** (failures - 1), cap)
+                self._retries[category] = (version, failures, time.monotonic() + wait)
+                metrics.count_swap(category, "refused")
+                log.error("could not load %s version %s (failure %d, next try in %.0f s; still serving %s): %s",
+                          category, version, failures, wait, serving, exc)
+                continue
             except Exception as exc:  # noqa: BLE001 - refuse whatever went wrong, keep serving
                 self._refused[category] = version
                 metrics.count_swap(category, "refused")
-                log.error("refused %s version %s (still serving %s): %s", category, version,
-                          current.version if current else "nothing", exc)
+                log.error("refused %s version %s (still serving %s): %s", category, version, serving, exc)
                 continue
             self._refused.pop(category, None)
+            self._retries.pop(category, None)
             self._install(champion)
             changed.append(category)
         self.last_sync = time.time()
@@ -205,17 +255,19 @@ class ChampionBoard:
 
     def _load(self, row: dict[str, Any]) -> Champion:
         category = row["category"]
-        settings = self.config.model_config
+        settings = {**self.config.model_config, "compile": "off"}  # compiled below, once probed
         try:
             if self.source == REGISTRY:
-                model = self._load_registry_model(category, row)
+                model = self._load_registry_model(category, row, settings)
             else:
                 from sketch2fashion.serving.bento_models import load_stored
 
                 model = load_stored(row["stored"], settings)
         except Exception as exc:  # noqa: BLE001
-            raise ModelRefused(f"failed to load: {type(exc).__name__}: {exc}") from exc
+            raise LoadFailed(f"failed to load: {type(exc).__name__}: {exc}") from exc
         probe(model, self.config.image_size)
+        if compile_model(model, self.config.compile, list(self.config.compile_batch_sizes)):
+            probe(model, self.config.image_size)  # the compiled graph must pass it too
         return Champion(category=category, version=row["version"], epoch=row.get("epoch"),
                         ssim=row.get("ssim"), run_id=row.get("run_id"), source=self.source, model=model)
 
@@ -228,13 +280,13 @@ class ChampionBoard:
             self._client = configure(self.config.project_root)
         return list_champions(self._client, self.config.categories)
 
-    def _load_from_registry(self, category: str, row: dict[str, Any]) -> Any:
+    def _load_from_registry(self, category: str, row: dict[str, Any], settings: dict[str, Any]) -> Any:
         import mlflow.pyfunc
 
         from sketch2fashion.registry.promotion import registered_model_name
 
         uri = f"models:/{registered_model_name(category)}/{row['version']}"
-        return mlflow.pyfunc.load_model(uri, model_config=self.config.model_config)
+        return mlflow.pyfunc.load_model(uri, model_config=settings)
 
     def _bundled_rows(self) -> list[dict[str, Any]]:
         from sketch2fashion.serving.bento_models import stored_info, stored_model

@@ -36,7 +36,7 @@ class Limits:
     max_body_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 16_000_000
     min_side: int = 32
-    max_side: int = 1024
+    max_side: int = 512
     max_text_chars: int = 500
     max_top_k: int = 100
     default_top_k: int = 12

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from sketch2fashion.imaging.io import ImageRejected, decode_rgb, fit_within
+from sketch2fashion.imaging.io import UPLOAD_FORMAT_NAMES, ImageRejected, decode_upload
 from sketch2fashion.serving.config import AUTO_CATEGORY, Limits
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -134,16 +134,18 @@ def require_file(form: Form, name: str, what: str) -> bytes:
 def decode_image(data: bytes, field: str, limits: Limits) -> np.ndarray:
     """Upload bytes -> RGB uint8 (longer side at most limits.max_side), or BadRequest saying why not.
 
-    Sizes are checked from the image header before any pixel is decoded (imaging.io), so a
+    Only PNG, JPEG and WebP are accepted. Sizes are checked from the image header before any pixel
+    is decoded, and the decode stays within a memory budget tied to max_side (imaging.io), so a
     decompression bomb is refused at the cost of reading its header.
     """
     try:
-        rgb = decode_rgb(data, max_pixels=limits.max_pixels, min_side=limits.min_side)
+        return decode_upload(data, max_side=limits.max_side, max_pixels=limits.max_pixels,
+                             min_side=limits.min_side)
     except ImageRejected as exc:
         status = 413 if exc.reason == "too large" else 400
-        hint = " (PNG or JPEG)" if exc.reason in ("empty file", "not an image") else ""
+        hint = f" (send {UPLOAD_FORMAT_NAMES})" if exc.reason in ("empty file", "not an image",
+                                                                 "unsupported format") else ""
         raise BadRequest(f"'{field}': {exc}{hint}", status) from None
-    return fit_within(rgb, limits.max_side)
 
 
 def parse_category(value: str | None, categories: Iterable[str], *, allow_auto: bool,

@@ -130,6 +130,11 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
         self.compiled = self._maybe_compile(setting, batch_sizes)
         return self.compiled
 
+    def uncompile(self, why: str) -> None:
+        """Back to the eager runner (a compiled graph that failed its probe)."""
+        self.runner = _eager_runner(self.module, self.device, self.dtype)
+        self.compiled = {"compiled": False, "why": why}
+
     def _maybe_compile(self, setting: str, batch_sizes: list[int]) -> dict[str, Any]:
         wanted, why = wants_compile(setting, self.device)
         if wanted and isinstance(self.module, torch.jit.ScriptModule):

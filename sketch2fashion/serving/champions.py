@@ -4,11 +4,12 @@ A `ChampionBoard` holds one loaded model per category in an immutable mapping th
 as a whole, so a batch reads one consistent set of models while a swap happens beside it. A
 background thread asks the registry every `poll_seconds` which version holds the `champion`
 alias; a new version is loaded and must colorize a fixed probe sketch (right shape, finite
-values) before it replaces the old one. The probe runs on the uncompiled model first, so a broken
-version is refused as soon as it loads; only a version that passes is torch.compile'd (minutes
-on a slow CPU, while the old model keeps serving) and probed again compiled. A version that
-fails any step is refused: logged,
-counted in `s2f_model_swaps_total{outcome="refused"}`, and the old model keeps serving. A model
+values) before it replaces the old one. The probe runs on the uncompiled model, so a broken
+version is refused as soon as it loads, and a good one serves at once, uncompiled: the first
+garment never waits for torch.compile (minutes on a slow CPU). Then it is compiled in place in
+the background and probed again; a compiled graph that fails keeps the eager one serving. A
+version that fails to load or probe is refused: logged, counted in
+`s2f_model_swaps_total{outcome="refused"}`, and the old model keeps serving. A model
 that loaded but failed the probe is not retried until the alias moves again (it would fail the
 same way); one that could not be loaded at all (an artifact missing, truncated, unreadable for a
 moment) is retried with backoff, poll_seconds doubling per failure up to RETRY_CAP_SECONDS, so a
@@ -97,6 +98,23 @@ def compile_model(model: Any, setting: str, batch_sizes: list[int]) -> bool:
     except Exception as exc:  # noqa: BLE001 - compile: on and the compiler failed
         raise ModelRefused(f"failed to compile: {type(exc).__name__}: {exc}") from exc
     return bool(status.get("compiled"))
+
+
+def uncompile_model(model: Any, why: str) -> None:
+    """Undo `compile_model` (the compiled graph failed the probe): the eager runner serves again."""
+    python_model = model.unwrap_python_model()
+    python_model.uncompile(why)
+
+
+def mark_compiling(model: Any) -> None:
+    """/models says a champion serving uncompiled is being compiled in the background."""
+    unwrap = getattr(model, "unwrap_python_model", None)
+    try:
+        python_model = unwrap() if unwrap else None
+    except Exception:  # noqa: BLE001 - not a python_model pyfunc
+        return
+    if isinstance(getattr(python_model, "compiled", None), dict):
+        python_model.compiled = {"compiled": False, "why": "compiling in the background; serving uncompiled meanwhile"}
 
 
 def resolve_source(config: ServingConfig) -> str:
@@ -241,7 +259,32 @@ class ChampionBoard:
             self._install(champion)
             changed.append(category)
         self.last_sync = time.time()
+        for category in changed:  # every new champion already serves; now make each fast
+            self._compile(category)
         return changed
+
+    def _compile(self, category: str) -> None:
+        """torch.compile a champion that already serves uncompiled, in place (the runner swap is
+        one attribute assignment; calls in flight finish on the eager one). A compiled graph that
+        fails the probe is dropped and the eager one keeps serving."""
+        champion = self._champions.get(category)
+        if champion is None or self.config.compile == "off":
+            return
+        try:
+            compiled = compile_model(champion.model, self.config.compile, list(self.config.compile_batch_sizes))
+        except ModelRefused as exc:
+            log.error("%s version %s serves uncompiled: %s", category, champion.version, exc)
+            return
+        if not compiled:
+            return
+        try:
+            probe(champion.model, self.config.image_size)
+        except ModelRefused as exc:
+            uncompile_model(champion.model, f"compiled graph failed the probe: {exc}")
+            log.error("%s version %s: the compiled graph failed the probe; serving uncompiled", category,
+                      champion.version)
+            return
+        log.info("%s version %s now serves compiled", category, champion.version)
 
     def _install(self, champion: Champion) -> None:
         with self._write:
@@ -266,8 +309,8 @@ class ChampionBoard:
         except Exception as exc:  # noqa: BLE001
             raise LoadFailed(f"failed to load: {type(exc).__name__}: {exc}") from exc
         probe(model, self.config.image_size)
-        if compile_model(model, self.config.compile, list(self.config.compile_batch_sizes)):
-            probe(model, self.config.image_size)  # the compiled graph must pass it too
+        if self.config.compile != "off":
+            mark_compiling(model)  # it serves uncompiled from now on; sync() compiles it next
         return Champion(category=category, version=row["version"], epoch=row.get("epoch"),
                         ssim=row.get("ssim"), run_id=row.get("run_id"), source=self.source, model=model)
 

@@ -84,15 +84,16 @@ def _answer(spec: dict[str, Any], ok: dict[str, Any]) -> str:
 
 
 def _curl(method: str, path: str, form: dict[str, Any], op: dict[str, Any]) -> str:
-    if method.upper() == "GET":
-        example = path
-        for param in op.get("parameters", []):
-            example = example.replace(f"{{{param['name']}}}", "ID")
-        return f"curl {HOST}{example}"
+    """A curl line with the required fields; an image answer goes to a file."""
     parts = ["curl"]
     for name in form.get("required", []):
         prop = form["properties"][name]
         value = f"@{name}.png" if prop.get("format") == "binary" else str(prop.get("enum", ["..."])[0])
         parts.append(f"-F {name}={value}")
-    parts.append(f"{HOST}{path}")
+    if "image/png" in op["responses"]["200"].get("content", {}):
+        parts.append("-o photo.png")
+    example = path
+    for param in op.get("parameters", []):
+        example = example.replace(f"{{{param['name']}}}", "ID")
+    parts.append(f"{HOST}{example}")
     return " ".join(parts)

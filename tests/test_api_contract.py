@@ -30,7 +30,7 @@ import pytest
 import schemathesis
 from PIL import Image
 
-from serving_fixtures import BentoServer, make_project, photo_png, sketch_png
+from serving_fixtures import BentoServer, make_project, photo_png, scrape, sketch_png
 from sketch2fashion.client import (
     AsyncClient, Client, ModelInfo, ModelsStatus, NotFound, Photo, Product, RequestRejected, Retry, ServiceBusy,
 )
@@ -159,6 +159,24 @@ def test_docs_page_loads_the_schema_and_its_assets_offline(server):
         assert httpx.get(server.url + asset, timeout=10).status_code == 200, asset
     page = httpx.get(f"{server.url}/", timeout=10)  # the drawing page is still at /
     assert page.status_code == 200 and "Sketch2Fashion" in page.text
+
+
+def test_a_client_hanging_up_mid_upload_is_not_a_server_error(server):
+    def outcomes() -> Counter:
+        counts: Counter = Counter()
+        for labels, value in scrape(server.url).get("s2f_requests_total", []):
+            counts[labels["outcome"]] += value
+        return counts
+
+    before = outcomes()
+    with socket.create_connection(HeldUpload(server.url).address, timeout=30) as sock:
+        sock.sendall(b"POST /colorize HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+                     b"Content-Length: 1000\r\n\r\n--x\r\n")  # then hangs up, 990 bytes short
+    deadline = time.monotonic() + 30
+    while outcomes()["bad_request"] == before["bad_request"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = outcomes()
+    assert after["bad_request"] == before["bad_request"] + 1 and after["error"] == before["error"]
 
 
 # --- schema-driven fuzzing -----------------------------------------------------------------------

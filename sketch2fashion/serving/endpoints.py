@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from sketch2fashion.imaging.io import fit_within
@@ -206,6 +206,9 @@ class Endpoints:
             response, outcome = self._error(exc.message, exc.status), "bad_request"
         except Unavailable as exc:
             response, outcome = self._error(str(exc), 503), "unavailable"
+        except ClientDisconnect:  # hung up mid-upload: the client's doing, and nobody reads the answer
+            response, outcome = self._error("the client closed the connection before the whole request", 400), \
+                "bad_request"
         except Exception:  # noqa: BLE001 - a bug: log it, answer 500 JSON, keep serving
             log.exception("%s failed", endpoint)
             response, outcome = self._error("internal error; the server log has the details", 500), "error"

@@ -85,7 +85,9 @@ def make_app(config: ServingConfig) -> FastAPI:
 
 
 def _declare(app: FastAPI, op: Operation) -> None:
-    path = op.path.replace("{product_id}", "{product_id:path}")
+    path = op.path
+    for param in op.path_parameters:  # a path parameter may hold "/" (product ids do)
+        path = path.replace(f"{{{param['name']}}}", f"{{{param['name']}:path}}")
     app.add_api_route(path, _endpoint(op.operation_id), methods=[op.method], operation_id=op.operation_id,
                       summary=op.summary, description=op.description, response_class=Response,
                       responses=op.responses(), openapi_extra=op.openapi_extra())

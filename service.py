@@ -5,7 +5,8 @@
   that runs one forward pass per category in the batch. Follows the MLflow registry. With
   `serving.colorizer: inline` it is not started: the API process holds the champions itself
   and batches with BentoML's adaptive batching dispatcher there (serving/colorizers.py).
-- API: the public endpoints (serving/web.py, mounted), composed with `bentoml.depends`.
+- API: the public endpoints (serving/web.py, a FastAPI app mounted for its OpenAPI schema),
+  composed with `bentoml.depends`.
 - Catalog (CPU): product search over the published catalog index, and the products' cached photos.
 
 Settings come from params.yaml `serving:` of the project at `S2F_PROJECT_ROOT` (default: the
@@ -22,12 +23,15 @@ from sketch2fashion.serving.config import apply_omp_wait_policy, load_serving_co
 from sketch2fashion.serving.io_types import (
     CatalogAnswer, CatalogImage, CatalogQuery, ColorizeJob, ColorizeResult,
 )
+from sketch2fashion.serving.traffic import ConcurrencyLimit
 from sketch2fashion.serving.web import make_app
 
 CONFIG = load_serving_config()
 INLINE = CONFIG.colorizer == "inline"
 apply_omp_wait_policy(CONFIG)  # before torch loads in this worker (libgomp reads it once)
 TRAFFIC = {"timeout": CONFIG.timeout, "max_concurrency": CONFIG.max_concurrency}
+# The API applies the same limit itself, so that its 429 answers carry Retry-After (serving/traffic.py).
+API_TRAFFIC = {"timeout": CONFIG.timeout}
 # How long the API keeps its client session to the Colorizer / Catalog (BentoML's default, 100
 # requests or 300 s, closes the session with every call on it still in flight: measured 16% of
 # /colorize calls failing at 32 concurrent clients; serving.traffic.session_max_*).
@@ -107,11 +111,11 @@ class Catalog:
         self.holder.stop()
 
 
-@bentoml.service(resources={"gpu": 1} if INLINE else {}, traffic=TRAFFIC, workers=1)
-@bentoml.asgi_app(make_app(), path="/")
+@bentoml.service(resources={"gpu": 1} if INLINE else {}, traffic=API_TRAFFIC, workers=1)
+@bentoml.asgi_app(make_app(CONFIG), path="/")
 class API:
     """The public endpoints: /colorize, /search, /colorize_and_search, /models,
-    /catalog/images/{id} and the drawing page at /."""
+    /catalog/images/{id}, their OpenAPI schema (/openapi.json, /docs) and the drawing page at /."""
 
     catalog = bentoml.depends(Catalog)
     if not INLINE:
@@ -132,6 +136,9 @@ class API:
     @bentoml.on_shutdown
     def stop(self) -> None:
         self.colorizer.stop()
+
+
+API.add_asgi_middleware(ConcurrencyLimit, max_concurrency=CONFIG.max_concurrency, retry_after=CONFIG.retry_after)
 
 
 def _declare_bundled_models() -> None:

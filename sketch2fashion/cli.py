@@ -239,6 +239,111 @@ def bento_build(ctx: click.Context, params_path: str, bentofile: str) -> None:
     click.echo(f"built {built.tag} (models: {', '.join(str(m.tag) for m in built.info.all_models)})")
 
 
+# --- the public API, through sketch2fashion.client ------------------------------------------------
+
+URL_OPTION = click.option("--url", envvar="S2F_URL", default="http://127.0.0.1:3000", show_default=True,
+                          help="The server (`make serve`); or set S2F_URL.")
+TIMEOUT_OPTION = click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+                              help="Seconds to wait for each answer.")
+IMAGE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+@main.command("colorize")
+@click.argument("sketch", type=IMAGE_FILE)
+@click.option("--category", "-c", required=True,
+              help="The garment drawn: a category of the server's params.yaml, or `auto` (its classifier picks).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the photo (default: next to SKETCH, named <sketch>.photo.png or .jpg).")
+@click.option("--format", "photo_format", type=click.Choice(["png", "jpeg"]), default=None,
+              help="Photo format (default: JPEG for a .jpg/.jpeg --output, else the server's serving.photo_format).")
+@URL_OPTION
+@TIMEOUT_OPTION
+def colorize_cmd(sketch: Path, category: str, output: Path | None, photo_format: str | None, url: str,
+                 timeout: float) -> None:
+    """Send SKETCH (a PNG or JPEG drawing) to a running server's /colorize; write the generated photo."""
+    from sketch2fashion.client import Client
+
+    if photo_format is None and output is not None and output.suffix.lower() in JPEG_SUFFIXES:
+        photo_format = "jpeg"
+    with Client(url, timeout=timeout) as api:
+        photo = _call_api(sketch, url, lambda: api.colorize(sketch, category, format=photo_format))
+    if output is None:
+        output = sketch.with_name(f"{sketch.stem}.photo{'.jpg' if photo.media_type == 'image/jpeg' else '.png'}")
+    photo.save(output)
+    click.echo(f"wrote {output} ({photo.media_type}, category {photo.category}, model version {photo.model_version})")
+
+
+@main.command("search")
+@click.argument("image", type=IMAGE_FILE)
+@click.option("--sketch", type=IMAGE_FILE, default=None, help="The drawing IMAGE was made from (optional).")
+@click.option("--text", default=None, help="Words the products should match, e.g. \"long red sleeves\".")
+@click.option("--category", "-c", default=None, help="Only products of this category.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="How many products (default: the server's).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@URL_OPTION
+@TIMEOUT_OPTION
+def search_cmd(image: Path, sketch: Path | None, text: str | None, category: str | None, top_k: int | None,
+               as_json: bool, url: str, timeout: float) -> None:
+    """The catalog products most like IMAGE (a product photo), through a running server's /search."""
+    from dataclasses import asdict
+
+    from sketch2fashion.client import Client
+
+    with Client(url, timeout=timeout) as api:
+        products = _call_api(image, url, lambda: api.search(image, sketch=sketch, text=text, category=category,
+                                                             top_k=top_k))
+    if as_json:
+        click.echo(json.dumps([asdict(p) for p in products], indent=2))
+        return
+    click.echo(f"{'score':>7}  {'category':<10} {'price':>10}  title")
+    for p in products:
+        price = f"{p.price:.2f} {p.currency}" if p.price is not None else "-"
+        click.echo(f"{p.score:>7.3f}  {p.category:<10} {price:>10}  {p.title}  [{p.id}]")
+
+
+@main.command("api-table")
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              help="Params file whose `serving` limits and categories the schema states.")
+@click.option("--write", "readme", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Replace the table between the api-table markers of this file (README.md) instead of printing.")
+def api_table_cmd(params_path: str, readme: Path | None) -> None:
+    """Render the public API's OpenAPI schema (what /openapi.json serves) as a Markdown table."""
+    from sketch2fashion.serving.api_table import render_table, replace_section
+    from sketch2fashion.serving.config import ServingConfig
+    from sketch2fashion.serving.web import make_app
+
+    try:
+        config = ServingConfig.from_params(load_params(params_path), Path(params_path).resolve().parent)
+    except ParamsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    table = render_table(make_app(config).openapi())
+    if readme is None:
+        click.echo(table)
+        return
+    try:
+        readme.write_text(replace_section(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
+    except ValueError as exc:
+        raise click.ClickException(f"{readme}: {exc}") from exc
+    click.echo(f"wrote the API table into {readme}")
+
+
+def _call_api(upload: Path, url: str, call):
+    """Run one client call; API errors become one-line CLI errors naming the file and what to do."""
+    from sketch2fashion.client import RequestRejected, ServiceBusy, Unreachable
+
+    try:
+        return call()
+    except RequestRejected as exc:
+        raise click.ClickException(f"{upload}: the server refused it (HTTP {exc.status}): {exc.message}") from exc
+    except ServiceBusy as exc:
+        raise click.ClickException(f"{upload}: the server at {url} is busy or not ready (HTTP {exc.status}: "
+                                   f"{exc.message}); try again in a moment") from exc
+    except Unreachable as exc:
+        raise click.ClickException(f"{upload}: {exc.message}; is the server running (`make serve`)? "
+                                   "Give its address with --url or S2F_URL") from exc
+
+
 def _categories(params_path: str) -> list[str]:
     from sketch2fashion.params import categories
 

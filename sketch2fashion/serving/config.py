@@ -66,6 +66,7 @@ class ServingConfig:
     max_latency_ms: int = 200
     timeout: float = 60.0
     max_concurrency: int = 64
+    retry_after: int = 1
     session_max_requests: int = 1_000_000_000
     session_max_age: float = 86400.0
     limits: Limits = field(default_factory=Limits)
@@ -113,6 +114,9 @@ class ServingConfig:
         jpeg_quality = int(section.get("jpeg_quality", 92))
         if not 1 <= jpeg_quality <= 100:
             raise ParamsError(f"params.yaml serving.jpeg_quality must be 1..100, got {jpeg_quality}")
+        retry_after = int(traffic.get("retry_after", 1))
+        if retry_after < 0:
+            raise ParamsError(f"params.yaml serving.traffic.retry_after must be >= 0 seconds, got {retry_after}")
         return cls(
             project_root=project_root,
             categories=cats,
@@ -134,6 +138,7 @@ class ServingConfig:
             max_latency_ms=int(batching.get("max_latency_ms", 200)),
             timeout=float(traffic.get("timeout", 60)),
             max_concurrency=int(traffic.get("max_concurrency", 64)),
+            retry_after=retry_after,
             session_max_requests=int(traffic.get("session_max_requests", 1_000_000_000)),
             session_max_age=float(traffic.get("session_max_age", 86400)),
             limits=limits,

@@ -1,9 +1,10 @@
 """The public endpoints: form in, checks, Colorizer/Catalog calls, JSON or a photo (JPEG or PNG) out.
 
 Each handler answers every failure itself: `BadRequest` -> its 4xx, a dependency that cannot
-answer -> 503, anything unexpected -> 500 (logged); the body is always `{"error": "..."}` and
-every request but the product photos (GET /catalog/images/{id}) is counted in
-`s2f_requests_total{endpoint, category, outcome}`.
+answer -> 503 with `Retry-After`, anything unexpected -> 500 (logged); the body is always
+`{"error": "..."}` and every request but the product photos (GET /catalog/images/{id}) is counted
+in `s2f_requests_total{endpoint, category, outcome}`. Each form takes exactly the fields its
+operation declares in serving/contract.py, which the OpenAPI schema is made from.
 """
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from sketch2fashion.imaging.io import fit_within
 from sketch2fashion.serving import metrics
 from sketch2fashion.serving.auto_category import NO_CLASSIFIER, Classify
 from sketch2fashion.serving.config import AUTO_CATEGORY, PHOTO_FORMATS, PHOTO_MEDIA_TYPES, ServingConfig
+from sketch2fashion.serving.contract import RETRY_STATUSES, FormSpec, operations
 from sketch2fashion.serving.io_types import CatalogQuery, ColorizeJob
 from sketch2fashion.serving.requests import (
-    BadRequest, decode_image, parse_category, parse_photo_format, parse_text, parse_top_k, read_form, require_file,
+    BadRequest, Form, decode_image, parse_category, parse_photo_format, parse_text, parse_top_k, read_form,
+    require_file,
 )
 from sketch2fashion.serving.sketches import PreparedSketch, encode_photo, prepare_sketch
 
@@ -49,6 +52,7 @@ class Endpoints:
         self.colorizer = colorizer
         self.catalog = catalog
         self.classify = classify
+        self.forms: dict[str, FormSpec] = {name: op.form for name, op in operations(config).items() if op.form}
 
     # -- routes -------------------------------------------------------------------------------
     async def colorize(self, request: Request) -> Response:
@@ -70,7 +74,7 @@ class Endpoints:
 
     # -- handlers -----------------------------------------------------------------------------
     async def _colorize(self, request: Request, labels: dict[str, str]) -> Response:
-        form = await read_form(request, files={"sketch"}, texts={"category", "format"}, limits=self.limits)
+        form = await self._read_form(request, "colorize")
         category = parse_category(form.text("category"), self.config.categories, allow_auto=True, required=True)
         labels["category"] = category
         fmt = self._photo_format(form.text("format"))
@@ -82,8 +86,7 @@ class Endpoints:
                         headers={"X-S2F-Category": category, "X-S2F-Model-Version": str(version)})
 
     async def _search(self, request: Request, labels: dict[str, str]) -> Response:
-        form = await read_form(request, files={"image", "sketch"}, texts={"text", "category", "top_k"},
-                               limits=self.limits)
+        form = await self._read_form(request, "search")
         category = parse_category(form.text("category"), self.config.categories, allow_auto=False,
                                   required=False)
         labels["category"] = category or metrics.NO_CATEGORY
@@ -99,8 +102,7 @@ class Endpoints:
         return JSONResponse({"products": products})
 
     async def _colorize_and_search(self, request: Request, labels: dict[str, str]) -> Response:
-        form = await read_form(request, files={"sketch"}, texts={"category", "text", "top_k", "format"},
-                               limits=self.limits)
+        form = await self._read_form(request, "colorize_and_search")
         category = parse_category(form.text("category"), self.config.categories, allow_auto=True, required=True)
         labels["category"] = category
         top_k = parse_top_k(form.text("top_k"), self.limits)
@@ -141,6 +143,10 @@ class Endpoints:
                                  "X-Content-Type-Options": "nosniff"})
 
     # -- steps --------------------------------------------------------------------------------
+    async def _read_form(self, request: Request, operation: str) -> Form:
+        declared = self.forms[operation]
+        return await read_form(request, files=declared.files, texts=declared.texts, limits=self.limits)
+
     async def _decode(self, data: bytes, field: str) -> np.ndarray:
         return await anyio.to_thread.run_sync(decode_image, data, field, self.limits)
 
@@ -197,19 +203,23 @@ class Endpoints:
             response = await handler(request, labels)
             outcome = "ok"
         except BadRequest as exc:
-            response, outcome = _error(exc.message, exc.status), "bad_request"
+            response, outcome = self._error(exc.message, exc.status), "bad_request"
         except Unavailable as exc:
-            response, outcome = _error(str(exc), 503), "unavailable"
+            response, outcome = self._error(str(exc), 503), "unavailable"
+        except ClientDisconnect:  # hung up mid-upload: the client's doing, and nobody reads the answer
+            response, outcome = self._error("the client closed the connection before the whole request", 400), \
+                "bad_request"
         except Exception:  # noqa: BLE001 - a bug: log it, answer 500 JSON, keep serving
             log.exception("%s failed", endpoint)
-            response, outcome = _error("internal error; the server log has the details", 500), "error"
+            response, outcome = self._error("internal error; the server log has the details", 500), "error"
         if counted:
             metrics.count_request(endpoint, labels.get("category"), outcome)
         return response
 
-
-def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    def _error(self, message: str, status: int) -> JSONResponse:
+        """The error body; a busy or not-ready answer also says when to retry."""
+        headers = {"Retry-After": str(self.config.retry_after)} if status in RETRY_STATUSES else None
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _why(exc: Exception) -> str:

@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         gate_rule(params, COLORIZER, source=args.params)  # a params problem fails before any work
         candidate = read_candidate(candidate_path, args.category)
         report = run_gate(args.category, candidate, params, args.data_dir, source=args.params)
-    except (StageError, ParamsError, PromotionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (StageError, ParamsError, PromotionError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # e.g. no usable test rows: re-run split with a test split
         return 1
     except MlflowException as exc:
         print(f"error: MLflow ({tracking_uri()}): {_first_line(exc.message)}", file=sys.stderr)

@@ -213,10 +213,13 @@ def test_a_legacy_torchscript_version_still_loads_and_predicts(tmp_path):
     torch.jit.save(frozen, str(tmp_path / "generator.pt"))
     (tmp_path / CONFIG_FILE).write_text(json.dumps({"category": "top", "image_size": SIZE, "depth": 5,
                                                     "format": "torchscript-frozen-channels-last"}))
-    mlflow.pyfunc.save_model(tmp_path / "model", python_model=ColorizerModel(),
-                             artifacts={"generator": str(tmp_path / "generator.pt"),
-                                        "config": str(tmp_path / CONFIG_FILE)},
-                             pip_requirements=["torch", "numpy"], model_config={"device": "auto", "dtype": "auto"})
+    with isolated_mlflow():  # save_model records a logged model in the tracking store: keep it in tmp_path
+        configure(tmp_path)
+        mlflow.pyfunc.save_model(tmp_path / "model", python_model=ColorizerModel(),
+                                 artifacts={"generator": str(tmp_path / "generator.pt"),
+                                            "config": str(tmp_path / CONFIG_FILE)},
+                                 pip_requirements=["torch", "numpy"],
+                                 model_config={"device": "auto", "dtype": "auto"})
     model = mlflow.pyfunc.load_model(str(tmp_path / "model"),
                                      model_config={"dtype": "fp32", "compile": "auto"})
     with torch.no_grad():

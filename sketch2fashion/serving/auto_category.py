@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from sketch2fashion.serving import metrics
-from sketch2fashion.serving.champions import BUNDLED, REGISTRY, ModelRefused, resolve_source
 from sketch2fashion.serving.config import AUTO_CATEGORY, ServingConfig
 
 log = logging.getLogger("sketch2fashion.serving")
@@ -54,6 +53,8 @@ class CategoryClassifier:
     """The classifier behind `category=auto`, kept in step with the registry by a background thread."""
 
     def __init__(self, config: ServingConfig, *, source: str | None = None) -> None:
+        from sketch2fashion.serving.champions import resolve_source  # imports torch: not at module load
+
         self.config = config
         self.source = source or resolve_source(config)
         self._current: LoadedClassifier | None = None
@@ -94,6 +95,8 @@ class CategoryClassifier:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        from sketch2fashion.serving.champions import BUNDLED
+
         while not self._stop.is_set():
             try:
                 self.sync()
@@ -106,6 +109,8 @@ class CategoryClassifier:
 
     def sync(self) -> bool:
         """One poll: load and install the champion if it is not the one answering; True when it changed."""
+        from sketch2fashion.serving.champions import REGISTRY
+
         found = self._registry_champion() if self.source == REGISTRY else self._bundled()
         if found is None:
             return False  # nothing promoted (or bundled) yet: keep what answers
@@ -135,6 +140,7 @@ class CategoryClassifier:
 
     def _probe(self, classifier: Any, version: int | None, info: dict[str, Any]) -> LoadedClassifier:
         from sketch2fashion.classifier.model import predict_category
+        from sketch2fashion.serving.champions import ModelRefused
         from sketch2fashion.serving.sketches import probe_sketch
 
         foreign = sorted(set(classifier.categories) - set(self.config.categories))

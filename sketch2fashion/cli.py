@@ -97,45 +97,51 @@ def smoke(profile: str, workdir: Path | None, keep: bool) -> None:
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models(params_path: str, as_json: bool) -> None:
-    """List each category's champion colorizer: version, epoch, val SSIM, MLflow run."""
-    from sketch2fashion.registry.promotion import list_champions
+    """List the champion of every served model: each category's colorizer, the sketch classifier
+    (category=auto) and the catalog encoder, with version, the gate's metric on val and test, MLflow run."""
+    from sketch2fashion.registry.served import served_models
     from sketch2fashion.registry.tracking import configure
 
-    rows = list_champions(configure(), _categories(params_path))
+    rows = served_models(configure(), _categories(params_path))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'category':<10} {'version':>7} {'epoch':>5} {'ssim':>7}  run")
+    click.echo(f"{'model':<20} {'version':>7} {'metric':>8} {'val':>7} {'test':>7}  run")
     for row in rows:
-        ssim = f"{row['ssim']:.4f}" if row.get("ssim") is not None else "-"
-        click.echo(f"{row['category']:<10} {row.get('version') or '-':>7} {row.get('epoch') or '-':>5} "
-                   f"{ssim:>7}  {row.get('run_id') or '(no champion)'}")
+        val = f"{row['val']:.4f}" if row.get("val") is not None else "-"
+        test = f"{row['test']:.4f}" if row.get("test") is not None else "-"
+        click.echo(f"{row['model']:<20} {row.get('version') or '-':>7} {row['metric']:>8} {val:>7} {test:>7}  "
+                   f"{row.get('run_id') or '(no champion)'}")
 
 
 @main.command("promote")
-@click.argument("category")
+@click.argument("model")
 @click.argument("version")
-def promote_cmd(category: str, version: str) -> None:
-    """Make VERSION of CATEGORY's colorizer the champion by hand (the old one becomes `previous`)."""
+def promote_cmd(model: str, version: str) -> None:
+    """Make VERSION of MODEL the champion by hand, past the gate (the old one becomes `previous`).
+
+    MODEL is a category (its colorizer), `sketch-classifier` or `catalog-encoder`.
+    """
     from sketch2fashion.registry.promotion import PromotionError, promote
     from sketch2fashion.registry.tracking import configure
 
     try:
-        decision = promote(configure(), category, version)
+        decision = promote(configure(), model, version)
     except PromotionError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(decision.to_dict(), indent=2))
 
 
 @main.command("rollback")
-@click.argument("category")
-def rollback_cmd(category: str) -> None:
-    """Give CATEGORY's `champion` alias back to the `previous` version."""
+@click.argument("model")
+def rollback_cmd(model: str) -> None:
+    """Give MODEL's `champion` alias back to the `previous` version (a category, `sketch-classifier`
+    or `catalog-encoder`)."""
     from sketch2fashion.registry.promotion import PromotionError, rollback
     from sketch2fashion.registry.tracking import configure
 
     try:
-        decision = rollback(configure(), category)
+        decision = rollback(configure(), model)
     except PromotionError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(decision.to_dict(), indent=2))
@@ -171,7 +177,7 @@ def catalog_ingest(feed: Path, params_path: str, store: Path | None, allow_priva
 
     section = dict(_params_or_defaults(params_path).get("catalog") or {})
     known = {f.name for f in fields(IngestSettings)}
-    chosen = {k: v for k, v in section.items() if k in known}
+    chosen = {k: v for k, v in section.items() if k in known}  # load_params refused unknown keys
     if allow_private is not None:
         chosen["allow_private"] = allow_private
     if allow_file_urls is not None:
@@ -211,15 +217,19 @@ def bento_import(params_path: str, as_json: bool) -> None:
     champion (a Bento without it could not serve that category).
     """
     from sketch2fashion.registry.tracking import configure
-    from sketch2fashion.serving.bento_models import import_champions
+    from sketch2fashion.serving.bento_models import import_champions, import_classifier
 
-    rows = import_champions(configure(), _categories(params_path))
+    client = configure()
+    rows = import_champions(client, _categories(params_path))
+    classifier = import_classifier(client)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([*rows, classifier], indent=2))
     else:
-        for row in rows:
+        for row in [*rows, {**classifier, "category": classifier["model"]}]:
             state = {True: "imported", False: "already stored", None: "NO CHAMPION"}[row["imported"]]
-            click.echo(f"{row['category']:<10} v{row.get('version') or '-':<5} {state:<15} {row.get('tag') or ''}")
+            click.echo(f"{row['category']:<18} v{row.get('version') or '-':<5} {state:<15} {row.get('tag') or ''}")
+    if classifier["imported"] is None:
+        click.echo("no sketch-classifier champion: the Bento will answer category=auto with a 422", err=True)
     missing = [row["category"] for row in rows if row["imported"] is None]
     if missing:
         raise click.ClickException(f"no champion for {', '.join(missing)}: promote one "
@@ -354,11 +364,12 @@ def _categories(params_path: str) -> list[str]:
 
 
 def _params_or_defaults(path: str) -> dict:
+    """The params file, {} when there is none; a broken one (bad YAML, an unknown key) is a CLI error."""
     try:
         return load_params(path)
-    except ParamsError:
+    except ParamsError as exc:
         if Path(path).exists():
-            raise
+            raise click.ClickException(str(exc)) from exc
         return {}
 
 

@@ -68,7 +68,6 @@ def project_params(root: Path, **serving_overrides) -> dict:
             "batching": {"max_batch_size": 8, "max_latency_ms": 20000},
             "traffic": {"timeout": 60, "max_concurrency": 64},
             "limits": LIMITS,
-            "classifier": "models/classifier.pt",
         }, serving_overrides),
     })
     return params
@@ -110,6 +109,23 @@ def promote_version(root: Path, category: str, version: int) -> None:
 
     with isolated_mlflow():
         promote(configure(root), category, version)
+
+
+def add_classifier(root: Path, seed: int = 0) -> int:
+    """Register a tiny (untrained) sketch classifier of CATEGORIES and make it champion by hand."""
+    from sketch2fashion.classifier import registry
+    from sketch2fashion.classifier.model import SketchClassifier, save_classifier
+    from sketch2fashion.registry.promotion import promote
+    from sketch2fashion.registry.tracking import configure, get_or_create_experiment
+
+    with isolated_mlflow():
+        client = configure(root)
+        torch.manual_seed(seed)
+        path = save_classifier(root / f"classifier-{seed}.pt", SketchClassifier(CATEGORIES, image_size=32, width=8))
+        with mlflow.start_run(experiment_id=get_or_create_experiment("classifier-serving-test")):
+            version = int(registry.log_and_register(path, 0.5, client).version)
+        promote(client, registry.MODEL_NAME, version)
+        return version
 
 
 def build_catalog(root: Path, params: dict, per_category: int = 4) -> str:

@@ -35,6 +35,10 @@ from sketch2fashion.classifier.training import (
 )
 from sketch2fashion.colorizer.dataset import hint_options
 from sketch2fashion.data.manifest import write_manifest
+from sketch2fashion.params import deep_merge, load_params
+from sketch2fashion.registry.evidence import classifier_evidence
+from sketch2fashion.registry.gate_rules import CLASSIFIER, gate_rule
+from sketch2fashion.registry.gatekeeper import gate_version
 from sketch2fashion.registry.tracking import configure, get_or_create_experiment
 from mlflow_sandbox import isolated_mlflow
 
@@ -147,12 +151,13 @@ def test_accuracy_report_counts_rows_true_columns_predicted():
 
 # --- data folder and stage --------------------------------------------------------------------
 
-def make_data_dir(root: Path, per_class: int = 6) -> Path:
-    """A data folder as the DVC stages leave it: 2 of every 3 products train, one val; plus a
-    product of a category that is not in params (it must be ignored)."""
+def make_data_dir(root: Path, per_class: int = 6, test_per_class: int = 0) -> Path:
+    """A data folder as the DVC stages leave it: 2 of every 3 products train, one val, then
+    `test_per_class` more in test; plus a product of a category that is not in params (it must be
+    ignored)."""
     rows = []
     for kind, category in enumerate((*SHAPES, "sock")):
-        for seed in range(per_class if category != "sock" else 1):
+        for seed in range(per_class + test_per_class if category != "sock" else 1):
             product = shape_product(kind % len(SHAPES), seed)
             for folder, image in (("raw", product.photo[..., ::-1]), ("masks", product.mask),
                                   ("edges", product.edges)):
@@ -160,7 +165,7 @@ def make_data_dir(root: Path, per_class: int = 6) -> Path:
                 cv2.imwrite(str(root / folder / category / f"{product.id}.png"), image)
             rows.append({"id": product.id, "category": category, "image": f"raw/{category}/{product.id}.png",
                          "mask": f"masks/{category}/{product.id}.png", "isolation": "ok",
-                         "split": "val" if seed % 3 == 2 else "train"})
+                         "split": "test" if seed >= per_class else "val" if seed % 3 == 2 else "train"})
     write_manifest(root / "manifest.csv", rows)
     return root
 
@@ -183,30 +188,43 @@ def load_stage() -> ModuleType:
     return module
 
 
-def test_stage_help_and_unknown_param_key(tmp_path, capsys):
+def stage_params(**classifier) -> dict:
+    """The repository's params for the three shapes, with tiny classifier settings."""
+    return deep_merge(load_params(ROOT / "params.yaml"), {
+        "categories": list(SHAPES), "hints": HINTS,
+        "classifier": {**TINY, "load_size": LOAD, "epochs": 2, "batch_size": 6, **classifier}})
+
+
+def test_stage_help_and_unknown_or_missing_param_keys(tmp_path, capsys):
     stage = load_stage()
     with pytest.raises(SystemExit) as exit_info:
         stage.main(["--help"])
     assert exit_info.value.code == 0 and "reports/classifier.json" in capsys.readouterr().out
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"categories": list(SHAPES), "classifier": {"epoch": 3}}))
+    params.write_text(yaml.safe_dump(stage_params(epoch=3)))
     assert stage.main(["--params", str(params)]) == 2
-    assert "unknown key(s) ['epoch']" in capsys.readouterr().err
-    assert stage.settings_from({})["epochs"] == stage.DEFAULTS["epochs"]
+    assert "unknown key 'classifier.epoch'" in capsys.readouterr().err
+    missing = stage_params()
+    del missing["classifier"]["doodle_share"]  # params.yaml holds the value; no default in code
+    params.write_text(yaml.safe_dump(missing))
+    assert stage.main(["--params", str(params)]) == 2
+    assert "missing classifier.doodle_share" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_stage_trains_reports_and_registers_the_champion(tmp_path, monkeypatch):
-    make_data_dir(tmp_path / "data")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
-        "categories": list(SHAPES), "hints": HINTS,
-        "classifier": {**TINY, "load_size": LOAD, "epochs": 2, "batch_size": 6}}))
+    make_data_dir(tmp_path / "data", test_per_class=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(stage_params()))
     monkeypatch.chdir(tmp_path)
     with isolated_mlflow():
         assert load_stage().main([]) == 0
         client = configure(tmp_path)
         report = json.loads((tmp_path / "reports" / "classifier.json").read_text())
         assert 0.0 <= report["accuracy"] <= 1.0 and report["n_val"] == 6 and report["n_train"] == 12
+        assert report["n_test"] == 6 and 0.0 <= report["test_accuracy"] <= 1.0
+        decision = json.loads((tmp_path / "reports" / "promote" / "sketch-classifier.json").read_text())
+        assert decision["promoted"] and decision["reason"] == "no champion yet" and decision["version"] == 1
+        assert decision["test"]["candidate"]["accuracy"] == pytest.approx(report["test_accuracy"])
         assert set(report["per_category"]) == set(SHAPES)
         assert report["confusion_matrix"]["labels"] == list(SHAPES)
         assert report["registered_version"] == 1 and report["champion"] is True
@@ -219,37 +237,46 @@ def test_stage_trains_reports_and_registers_the_champion(tmp_path, monkeypatch):
 
 # --- registry ---------------------------------------------------------------------------------
 
-def register(client, experiment: str, classifier: SketchClassifier, accuracy: float, tmp: Path):
-    path = save_classifier(tmp / f"c-{accuracy}.pt", classifier)
+def register(client, experiment: str, classifier: SketchClassifier, accuracy: float, tmp: Path, name: str):
+    path = save_classifier(tmp / f"c-{name}.pt", classifier)
     with mlflow.start_run(experiment_id=experiment):
         return registry.log_and_register(path, accuracy, client, {"categories": ",".join(SHAPES)})
 
 
 @pytest.mark.slow
-def test_first_model_is_champion_a_worse_one_is_not_an_equal_one_is(tmp_path):
+def test_the_gate_keeps_the_better_classifier_on_the_test_sketches(trained, tmp_path):
+    """Registry + gate: the first is champion, an untrained one and an identical copy are refused
+    (per-sketch correctness on the same test sketches), and load_champion gives the champion."""
+    good, _val = trained
     torch.manual_seed(0)
-    first, second = SketchClassifier(SHAPES, **TINY).eval(), SketchClassifier(SHAPES, **TINY).eval()
+    untrained = SketchClassifier(SHAPES, **TINY).eval()
+    data = make_data_dir(tmp_path / "data", per_class=3, test_per_class=8)
+    params = stage_params()
+    rule = gate_rule(params, CLASSIFIER)
     drawing = eval_sketch(shape_product(1, 7), 0, hint_options(HINTS))
     with isolated_mlflow():
         client = configure(tmp_path)
         experiment = get_or_create_experiment("classifier")
         assert registry.champion(client) is None and registry.load_champion(client) is None
 
-        v1 = register(client, experiment, first, 0.8, tmp_path)
-        decision = registry.promote_if_not_worse(client, v1.version)
-        assert decision.promoted and decision.reason == "no champion yet" and decision.champion_version is None
-        assert predict_category(registry.load_champion(client), drawing) == predict_category(first, drawing)
+        def gate(version):
+            return gate_version(client, registry.MODEL_NAME, version.version, rule,
+                                lambda mv: classifier_evidence(registry.load_version(client, mv), data, params))
 
-        v2 = register(client, experiment, second, 0.6, tmp_path)
-        decision = registry.promote_if_not_worse(client, v2.version)
-        assert not decision.promoted and decision.champion_accuracy == pytest.approx(0.8)
-        assert registry.champion(client).version == v1.version
+        v1 = register(client, experiment, good, 0.8, tmp_path, "good")
+        first = gate(v1)
+        assert first.promoted and first.decision.reason == "no champion yet" and first.n_test == 24
+        assert first.candidate_test["accuracy"] >= 0.6  # chance is 1/3
+        assert predict_category(registry.load_champion(client), drawing) == predict_category(good, drawing)
+
+        v2 = register(client, experiment, untrained, 0.9, tmp_path, "untrained")  # a better val tag does not count
+        worse = gate(v2)
+        assert not worse.promoted and worse.decision.intervals["accuracy"].high < 0
         assert client.get_model_version(registry.MODEL_NAME, v2.version).tags["promotion"] == "rejected"
 
-        v3 = register(client, experiment, second, 0.8, tmp_path)
-        assert registry.promote_if_not_worse(client, v3.version).promoted  # a tie goes to the newer
-        assert registry.champion(client).version == v3.version
-        champion = registry.load_champion(client)
-        assert champion.categories == list(SHAPES)
-        np.testing.assert_array_equal(predict_proba(champion, [drawing]), predict_proba(second, [drawing]))
-        assert registry.promote_if_not_worse(client, v3.version).reason == "already the champion"
+        v3 = register(client, experiment, good, 0.8, tmp_path, "copy")  # a tie keeps the champion
+        tie = gate(v3)
+        assert not tie.promoted and tie.decision.intervals["accuracy"].gain == 0.0
+        assert registry.champion(client).version == v1.version
+        np.testing.assert_array_equal(predict_proba(registry.load_champion(client), [drawing]),
+                                      predict_proba(good, [drawing]))

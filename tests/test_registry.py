@@ -26,7 +26,9 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from sketch2fashion.imaging.io import decode_rgb, encode_png
+from sketch2fashion.data.manifest import write_manifest
+from sketch2fashion.imaging.io import decode_rgb, encode_png, save_png
+from sketch2fashion.params import load_params
 from sketch2fashion.models.networks import UNetGenerator, init_weights
 from sketch2fashion.registry import promotion
 from sketch2fashion.registry.colorizer_model import (
@@ -40,10 +42,10 @@ from sketch2fashion.registry.colorizer_model import (
 from sketch2fashion.registry.promotion import (
     PromotionError,
     champion,
+    is_reexport,
     list_champions,
     previous,
     promote,
-    promote_if_better,
     register_version,
     rollback,
 )
@@ -97,7 +99,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 def top_champion(store: Store) -> int:
     """Category `top` with its first version registered and promoted (shared, read-only)."""
     version = register_version(store.run_ids[0], "top", artifact_path="model", ssim=0.5, epoch=3)
-    decision = promote_if_better(store.client, "top", version.version, min_gain=0.01)
+    decision = promote(store.client, "top", version.version)
     assert decision.promoted
     return int(version.version)
 
@@ -212,10 +214,13 @@ def test_a_legacy_torchscript_version_still_loads_and_predicts(tmp_path):
     torch.jit.save(frozen, str(tmp_path / "generator.pt"))
     (tmp_path / CONFIG_FILE).write_text(json.dumps({"category": "top", "image_size": SIZE, "depth": 5,
                                                     "format": "torchscript-frozen-channels-last"}))
-    mlflow.pyfunc.save_model(tmp_path / "model", python_model=ColorizerModel(),
-                             artifacts={"generator": str(tmp_path / "generator.pt"),
-                                        "config": str(tmp_path / CONFIG_FILE)},
-                             pip_requirements=["torch", "numpy"], model_config={"device": "auto", "dtype": "auto"})
+    with isolated_mlflow():  # save_model records a logged model in the tracking store: keep it in tmp_path
+        configure(tmp_path)
+        mlflow.pyfunc.save_model(tmp_path / "model", python_model=ColorizerModel(),
+                                 artifacts={"generator": str(tmp_path / "generator.pt"),
+                                            "config": str(tmp_path / CONFIG_FILE)},
+                                 pip_requirements=["torch", "numpy"],
+                                 model_config={"device": "auto", "dtype": "auto"})
     model = mlflow.pyfunc.load_model(str(tmp_path / "model"),
                                      model_config={"dtype": "fp32", "compile": "auto"})
     with torch.no_grad():
@@ -313,94 +318,42 @@ def test_first_version_becomes_champion(store, top_champion):
     assert current.tags["run_id"] == store.run_ids[0] and current.tags["category"] == "top"
 
 
-def test_worse_retrain_is_registered_but_not_promoted(store):
-    v1 = register(store, "worse", 0, ssim=0.50)
-    promote_if_better(store.client, "worse", v1, min_gain=0.01)
-    v2 = register(store, "worse", 1, ssim=0.45)
-    decision = promote_if_better(store.client, "worse", v2, min_gain=0.01)
-    assert not decision.promoted and decision.old_version == v1
-    assert (decision.new_ssim, decision.old_ssim) == (0.45, 0.50)
-    assert aliases(store, "worse") == {"champion": v1}
-    rejected = store.client.get_model_version("colorizer-worse", str(v2))
-    assert rejected.tags["promotion"] == "rejected" and "min_gain" in rejected.tags["promotion_reason"]
-
-
-def test_better_retrain_is_promoted_and_the_old_champion_becomes_previous(store):
-    v1 = register(store, "better", 0, ssim=0.50)
-    promote_if_better(store.client, "better", v1, min_gain=0.01)
-    v2 = register(store, "better", 1, ssim=0.60)
-    decision = promote_if_better(store.client, "better", v2, min_gain=0.01)
-    assert decision.promoted and decision.old_version == v1 and decision.version == v2
-    assert aliases(store, "better") == {"champion": v2, "previous": v1}
-    assert int(previous(store.client, "better").version) == v1
-
-
-def test_gain_below_min_gain_is_rejected_and_exactly_min_gain_is_enough(store):
-    v1 = register(store, "small-gain", 0, ssim=0.50)
-    promote_if_better(store.client, "small-gain", v1, min_gain=0.01)
-    v2 = register(store, "small-gain", 1, ssim=0.505)
-    assert not promote_if_better(store.client, "small-gain", v2, min_gain=0.01).promoted
-    v3 = register(store, "small-gain", 2, ssim=0.50)
-    assert promote_if_better(store.client, "small-gain", v3, min_gain=0.0).promoted  # tie, no gain asked
-    assert aliases(store, "small-gain") == {"champion": v3, "previous": v1}
-
-
-def test_hint_rule_promotes_clearly_better_hint_colours_at_nearly_equal_ssim(store):
-    def reg(run: int, ssim: float, delta_e: float) -> int:
-        return int(register_version(store.run_ids[run], "hints", artifact_path="model", ssim=ssim, epoch=run + 1,
-                                    extra_tags={"hint_delta_e": repr(delta_e)}).version)
-
-    rule = promotion.HintRule(min_gain=3.0, max_ssim_loss=0.01)
-    v1 = reg(0, 0.700, 35.0)
-    promote_if_better(store.client, "hints", v1, min_gain=0.005, hint_rule=rule)
-    v2 = reg(1, 0.680, 10.0)  # far better colours, but SSIM fell more than allowed
-    refused = promote_if_better(store.client, "hints", v2, min_gain=0.005, hint_rule=rule)
-    assert not refused.promoted and "hint delta E 10.00 vs 35.00" in refused.reason
-    v3 = reg(2, 0.695, 12.0)  # SSIM close enough; colours better by 23, not by the 30 a strict rule asks
-    strict = promotion.HintRule(min_gain=30.0, max_ssim_loss=0.01)
-    assert not promote_if_better(store.client, "hints", v3, min_gain=0.005, hint_rule=strict).promoted
-    decision = promote_if_better(store.client, "hints", v3, min_gain=0.005, hint_rule=rule)
-    assert decision.promoted and "hint delta E 12.00 beats" in decision.reason
-    assert aliases(store, "hints") == {"champion": v3, "previous": v1}
-    assert not promote_if_better(store.client, "hints", v2, min_gain=0.005).promoted  # no rule: SSIM only
-
-
-def test_the_champions_own_weights_in_a_new_format_take_over_only_within_tolerance(store):
-    def reg(run: int, ssim: float, export_format: str | None, epoch: int = 4) -> int:
-        return int(register_version(store.run_ids[run], "reexport", artifact_path="model", ssim=ssim,
+def test_a_new_export_of_the_champions_weights_is_a_new_version_and_a_reexport(store):
+    def reg(run: int, export_format: str | None, epoch: int = 4) -> int:
+        return int(register_version(store.run_ids[run], "reexport", artifact_path="model", ssim=0.7,
                                     epoch=epoch, export_format=export_format).version)
 
-    legacy = reg(0, 0.700, None)  # registered before the format tag existed
-    promote_if_better(store.client, "reexport", legacy, min_gain=0.005)
-    assert reg(0, 0.700, None) == legacy  # no format given: any version of the run is reused
-    exported = reg(0, 0.697, "torch-export")  # same run and epoch, new format: a new version
-    assert exported != legacy and reg(0, 0.697, "torch-export") == exported  # registered once
-    decision = promote_if_better(store.client, "reexport", exported, min_gain=0.005)
-    assert decision.promoted and decision.reason.startswith(f"re-export of champion v{legacy}")
-    assert aliases(store, "reexport") == {"champion": exported, "previous": legacy}
-    # A re-export that loses more than the tolerance, or another epoch of the same run, must beat it.
-    worse = reg(0, 0.690, "format-3")  # same weights, but 0.007 below the champion
-    assert not promote_if_better(store.client, "reexport", worse, min_gain=0.005).promoted
-    other_epoch = reg(0, 0.696, "other-format", epoch=5)
-    assert not promote_if_better(store.client, "reexport", other_epoch, min_gain=0.005).promoted
+    def version(number: int):
+        return store.client.get_model_version("colorizer-reexport", str(number))
+
+    legacy = reg(0, None)  # registered before the format tag existed
+    promote(store.client, "reexport", legacy)
+    assert reg(0, None) == legacy  # no format given: any version of the run is reused
+    exported = reg(0, "torch-export")  # same run and epoch, new format: a new version
+    assert exported != legacy and reg(0, "torch-export") == exported  # registered once
+    current = champion(store.client, "reexport")
+    assert is_reexport(version(exported), current)  # the gate then adds its re-export route
+    assert not is_reexport(version(reg(0, "other-format", epoch=5)), current)  # other weights
+    assert not is_reexport(version(reg(1, "torch-export")), current)  # another run
+    assert not is_reexport(version(exported), None)
 
 
 def test_registering_the_same_run_twice_reuses_its_version(store):
     first = register(store, "idempotent", 0, ssim=0.5)
     assert register(store, "idempotent", 0, ssim=0.5) == first
-    assert promote_if_better(store.client, "idempotent", first, min_gain=0.01).reason == "no champion yet"
-    again = promote_if_better(store.client, "idempotent", first, min_gain=0.01)
+    assert promote(store.client, "idempotent", first).reason == "manual promotion"
+    again = promote(store.client, "idempotent", first)
     assert again.promoted and again.reason == "already the champion"
     assert aliases(store, "idempotent") == {"champion": first}
 
 
 def test_rollback_restores_the_previous_champion(store):
     v1 = register(store, "rollback", 0, ssim=0.50)
-    promote_if_better(store.client, "rollback", v1, min_gain=0.0)
+    promote(store.client, "rollback", v1)
     with pytest.raises(PromotionError, match="no 'previous'"):
         rollback(store.client, "rollback")
     v2 = register(store, "rollback", 1, ssim=0.70)
-    promote_if_better(store.client, "rollback", v2, min_gain=0.0)
+    promote(store.client, "rollback", v2)
     decision = rollback(store.client, "rollback")
     assert decision.version == v1 and decision.old_version == v2
     assert aliases(store, "rollback") == {"champion": v1, "previous": v2}
@@ -411,11 +364,12 @@ def test_rollback_restores_the_previous_champion(store):
 
 def test_manual_promotion_overrides_the_gate_and_refuses_unknown_versions(store):
     v1 = register(store, "manual", 0, ssim=0.60)
-    promote_if_better(store.client, "manual", v1, min_gain=0.0)
+    promote(store.client, "manual", v1)
     v2 = register(store, "manual", 1, ssim=0.40)
     decision = promote(store.client, "manual", v2)
     assert decision.promoted and decision.reason == "manual promotion"
     assert aliases(store, "manual") == {"champion": v2, "previous": v1}
+    assert int(previous(store.client, "manual").version) == v1
     with pytest.raises(PromotionError, match=r"colorizer-manual has no version 99.*1, 2"):
         promote(store.client, "manual", 99)
     with pytest.raises(PromotionError, match="nothing registered"):
@@ -426,8 +380,10 @@ def test_manual_promotion_overrides_the_gate_and_refuses_unknown_versions(store)
 def test_list_champions_reports_each_category(store, top_champion):
     rows = list_champions(store.client, ["top", "nothing-here"])
     assert rows == [
-        {"category": "top", "version": top_champion, "epoch": 3, "ssim": 0.5, "run_id": store.run_ids[0]},
-        {"category": "nothing-here", "version": None, "epoch": None, "ssim": None, "run_id": None},
+        {"category": "top", "version": top_champion, "epoch": 3, "ssim": 0.5, "test_ssim": None,
+         "run_id": store.run_ids[0]},
+        {"category": "nothing-here", "version": None, "epoch": None, "ssim": None, "test_ssim": None,
+         "run_id": None},
     ]
 
 
@@ -450,13 +406,52 @@ def run_stage(cwd: Path, uri: str, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=HANG_SECONDS)
 
 
-def write_stage_inputs(folder: Path, run_id: str, ssim: float, epoch: int) -> None:
-    (folder / "params.yaml").write_text(yaml.safe_dump({"categories": ["stage"],
-                                                        "promote": {"min_gain": 0.01}}))
-    candidate = folder / "reports" / "train" / "stage.json"
+STAGE_HINTS = {"min": 0, "max": 4, "dot_radius": [1, 2], "stroke_fraction": 0.4}
+
+
+def stage_params() -> dict:
+    """The repository's promote section (the gate) for a 32 px category `stage`."""
+    repo = load_params(ROOT / "params.yaml")
+    return {"categories": ["stage"], "image": {"size": SIZE}, "hints": STAGE_HINTS, "train": {"seed": 0},
+            "promote": repo["promote"]}
+
+
+def write_test_split(data: Path, n: int = 8) -> None:
+    """A data folder of n ellipse garments of category `stage`, all in the test split."""
+    rows = []
+    for i in range(n):
+        item_id = f"stage-{i:02d}"
+        mask = np.zeros((SIZE, SIZE), np.uint8)
+        cv2.ellipse(mask, (16, 17), (7 + i % 3, 11), 0, 0, 360, 255, -1)
+        photo = np.full((SIZE, SIZE, 3), 255, np.uint8)
+        photo[mask > 0] = (30 * i, 120, 220 - 25 * i)
+        edges = np.where(cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0,
+                         0, 255).astype(np.uint8)
+        for folder, image in (("raw", photo), ("masks", mask), ("edges", edges)):
+            save_png(data / folder / "stage" / f"{item_id}.png", image)
+        rows.append({"id": item_id, "category": "stage", "image": f"raw/stage/{item_id}.png",
+                     "mask": f"masks/stage/{item_id}.png", "isolation": "ok", "split": "test"})
+    write_manifest(data / "manifest.csv", rows)
+
+
+def write_stage_inputs(folder: Path, run_id: str, ssim: float, epoch: int, model_uri: str | None = None) -> None:
+    (folder / "params.yaml").write_text(yaml.safe_dump(stage_params()))
+    if not (folder / "data" / "manifest.csv").is_file():
+        write_test_split(folder / "data")
+    candidate = folder / "reports" / "eval" / "stage.json"
     candidate.parent.mkdir(parents=True, exist_ok=True)
-    candidate.write_text(json.dumps({"run_id": run_id, "ssim": ssim, "epoch": epoch,
-                                     "artifact_path": "model"}))
+    candidate.write_text(json.dumps({"run_id": run_id, "ssim": ssim, "epoch": epoch, "artifact_path": "model",
+                                     **({"model_uri": model_uri} if model_uri else {})}))
+
+
+def log_copy_of(store: Store, generator: UNetGenerator) -> tuple[str, str]:
+    """The same weights logged again in a new run (a rerun of the same code and data): (run id, model uri)."""
+    with isolated_mlflow():
+        configure(store.root)
+        with mlflow.start_run(experiment_id=get_or_create_experiment("colorizer-test"),
+                              tags=run_tags("top", store.root)) as run:
+            info = log_colorizer(generator, category="top", image_size=SIZE, model_config={"ngf": 4, "depth": 5})
+    return run.info.run_id, info.model_uri
 
 
 @pytest.mark.slow
@@ -466,30 +461,40 @@ def test_promote_stage_registers_and_gates_end_to_end(store, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "reports" / "promote" / "stage.json").read_text())
     assert report["promoted"] and report["champion_version"] == report["version"] == 1
-    assert report["min_gain"] == 0.01 and report["run_id"] == store.run_ids[0]
+    assert report["reason"] == "no champion yet" and report["run_id"] == store.run_ids[0]
+    assert report["split"] == "test" and report["n_test"] == 8 and report["val"]["ssim"] == 0.55
+    assert 0 < report["test"]["candidate"]["ssim"] <= 1 and report["test"]["champion"] is None
 
-    write_stage_inputs(tmp_path, store.run_ids[1], ssim=0.555, epoch=5)
+    # The same weights again from a new run (a rerun of the same code and data): every per-image
+    # difference is 0, so the interval is [0, 0] and the candidate stays a challenger.
+    run_id, uri = log_copy_of(store, store.generators[0])
+    write_stage_inputs(tmp_path, run_id, ssim=0.56, epoch=5, model_uri=uri)
     proc = run_stage(tmp_path, store.uri, "--category", "stage")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "reports" / "promote" / "stage.json").read_text())
     assert not report["promoted"] and report["version"] == 2 and report["champion_version"] == 1
     assert "kept as challenger" in proc.stdout
+    assert report["intervals"]["ssim"] == {"metric": "ssim", "candidate": report["test"]["champion"]["ssim"],
+                                           "champion": report["test"]["champion"]["ssim"], "gain": 0.0,
+                                           "low": 0.0, "high": 0.0, "n": 8}
     version = store.client.get_model_version("colorizer-stage", "2")
     assert version.tags["epoch"] == "5" and "git_commit" in version.tags  # lineage copied from the run
+    assert version.tags["promotion"] == "rejected" and json.loads(version.tags["gate_ssim"])["high"] == 0.0
+    assert float(version.tags["val_ssim"]) == 0.56 and "test_ssim" in version.tags
 
 
 def test_promote_stage_errors_are_one_line_without_traceback(store, tmp_path):
     write_stage_inputs(tmp_path, store.run_ids[0], ssim=0.5, epoch=1)
-    (tmp_path / "reports" / "train" / "stage.json").unlink()
+    (tmp_path / "reports" / "eval" / "stage.json").unlink()
     proc = run_stage(tmp_path, store.uri, "--category", "stage")
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
-    assert "no such candidate file" in proc.stderr and "train@stage" in proc.stderr
+    assert "no such candidate file" in proc.stderr and "evaluate@stage" in proc.stderr
 
 
 @pytest.mark.parametrize("problem, expected", [
     ("no_params", "no such params file"),
-    ("no_min_gain", "promote.min_gain"),
+    ("no_min_gain", "missing promote.colorizer.min_gain"),
     ("bad_json", "not a readable JSON"),
     ("missing_keys", "missing ssim, epoch"),
     ("unknown_run", "not in the MLflow store"),
@@ -498,11 +503,13 @@ def test_promote_stage_explains_bad_inputs(store, tmp_path, monkeypatch, capsys,
     main = load_stage_script().main
     monkeypatch.chdir(tmp_path)
     write_stage_inputs(tmp_path, store.run_ids[0], ssim=0.5, epoch=1)
-    candidate = tmp_path / "reports" / "train" / "stage.json"
+    candidate = tmp_path / "reports" / "eval" / "stage.json"
     if problem == "no_params":
         (tmp_path / "params.yaml").unlink()
     elif problem == "no_min_gain":
-        (tmp_path / "params.yaml").write_text("categories: [stage]\n")
+        params = stage_params()
+        del params["promote"]["colorizer"]["min_gain"]
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     elif problem == "bad_json":
         candidate.write_text("{not json")
     elif problem == "missing_keys":

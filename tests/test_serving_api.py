@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from serving_fixtures import (
-    POLL_SECONDS, BentoServer, add_version, bomb_png, make_project, photo_png, promote_version, scrape,
-    sketch_png,
+    POLL_SECONDS, BentoServer, add_classifier, add_version, bomb_png, make_project, photo_png, promote_version,
+    scrape, sketch_png,
 )
 from sketch2fashion.imaging.io import decode_rgb
 from sketch2fashion.serving.metrics import exported_names
@@ -139,6 +139,27 @@ def test_auto_category_without_classifier_is_a_clear_4xx(server):
     response = colorize(server, "auto")
     assert response.status_code == 422
     assert "classifier" in response.json()["error"] and "train_classifier" in response.json()["error"]
+    body = httpx.get(f"{server.url}/models", timeout=10).json()
+    assert body["classifier"]["model"] == "sketch-classifier" and body["classifier"]["version"] is None
+    # The test catalog's index was built from a plain weights file: no registry version to show.
+    assert body["encoder"]["model"] == "catalog-encoder" and body["encoder"]["index_version"]
+
+
+def test_category_auto_follows_a_classifier_promotion(server):
+    """Poll, probe, swap: a sketch-classifier promoted in the registry answers category=auto."""
+    version = add_classifier(server.project.root)
+    deadline = time.monotonic() + POLL_SECONDS + 30
+    shown = None
+    while time.monotonic() < deadline and shown != version:
+        shown = httpx.get(f"{server.url}/models", timeout=10).json()["classifier"]["version"]
+        time.sleep(0.2)
+    assert shown == version, server.log_tail()
+    response = colorize(server, "auto")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-s2f-category"] in {"top", "pants"}
+    samples = scrape(server.url)
+    served = {(labels["model"], labels["version"]) for labels, v in samples["s2f_served_model_info"] if v == 1}
+    assert ("sketch-classifier", str(version)) in served and ("colorizer-top", "1") in served
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -246,7 +267,7 @@ def test_monitoring_uses_only_exported_series(server):
     httpx.post(f"{server.url}/search", files={"image": ("p.png", photo_png(), "image/png")}, timeout=60)
     samples = scrape(server.url)
     names = monitoring_series()
-    assert {"s2f_model_info", "s2f_requests_total", "s2f_generation_seconds_bucket",
+    assert {"s2f_served_model_info", "s2f_requests_total", "s2f_generation_seconds_bucket",
             "s2f_search_seconds_bucket", "s2f_batch_size_sum", "s2f_hints_per_sketch_bucket",
             "s2f_forward_seconds_sum"} <= names
     missing = sorted(name for name in names if name not in samples)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving_fixtures import MLFLOW_ENV, make_project
+from serving_fixtures import MLFLOW_ENV, add_classifier, make_project
 from waiting import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,20 +32,25 @@ def run(args: list[str], *, cwd: Path, home: Path, project: Path) -> subprocess.
 
 BUNDLED_BOARD = """
 import json
+from sketch2fashion.serving.auto_category import CategoryClassifier
 from sketch2fashion.serving.champions import ChampionBoard
 from sketch2fashion.serving.config import load_serving_config
 board = ChampionBoard(load_serving_config(), source="bundled")
 board.sync()
-print(json.dumps({"ready": board.ready(), "models": board.describe()}))
+classifier = CategoryClassifier(load_serving_config(), source="bundled")
+classifier.sync()
+print(json.dumps({"ready": board.ready(), "models": board.describe(), "classifier": classifier.describe()}))
 """
 
 
 def test_import_is_idempotent_and_bundled_models_serve(tmp_path):
     project = make_project(tmp_path / "project", catalog=False).root
+    classifier_version = add_classifier(project)
     home = tmp_path / "bentoml"
     first = json.loads(run([str(BIN / "s2f"), "bento", "import", "--json"], cwd=project, home=home,
                            project=project).stdout)
-    assert {(r["category"], r["version"], r["imported"]) for r in first} == {("top", 1, True), ("pants", 1, True)}
+    assert {(r.get("category") or r["model"], r["version"], r["imported"]) for r in first} == {
+        ("top", 1, True), ("pants", 1, True), ("sketch-classifier", classifier_version, True)}
     again = json.loads(run([str(BIN / "s2f"), "bento", "import", "--json"], cwd=project, home=home,
                            project=project).stdout)
     assert all(r["imported"] is False for r in again)
@@ -58,9 +63,11 @@ def test_import_is_idempotent_and_bundled_models_serve(tmp_path):
     for row in board["models"]:
         assert row["source"] == "bundled" and row["version"] == 1 and row["ssim"] == pytest.approx(0.5)
         assert len(row["run_id"]) == 32
+    assert board["classifier"]["source"] == "bundled" and board["classifier"]["version"] == classifier_version
 
-    # `bentoml build` packs the stored champions as models of the service that runs them: the
-    # Colorizer (`serving.colorizer: service`, the default; the API with `inline`).
+    # `bentoml build` packs the stored champions (and the classifier: every model of a Bento is
+    # in its own store) as models of the Colorizer (`serving.colorizer: service`, the default; the
+    # API with `inline`).
     run([str(BIN / "bentoml"), "build"], cwd=ROOT, home=home, project=project)
     (bento_yaml,) = (home / "bentos" / "sketch2fashion").glob("*/bento.yaml")
     info = yaml.safe_load(bento_yaml.read_text())

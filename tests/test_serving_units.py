@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import prometheus_client
 import pytest
+import torch
 from starlette.requests import Request
 
 from serving_fixtures import bomb_png, sketch_png
@@ -32,24 +33,41 @@ def test_repo_params_serving_section_loads(project_root):
     assert config.max_batch_size >= 1 and config.limits.max_top_k == 100
 
 
-def test_config_refuses_unknown_limits_and_auto_category(tmp_path):
+def repo_params(project_root, **serving) -> dict:
+    """The repository's params with `serving` keys replaced (None removes one)."""
+    params = load_params(project_root / "params.yaml")
+    for key, value in serving.items():
+        if value is None:
+            params["serving"].pop(key)
+        else:
+            params["serving"][key] = value
+    return params
+
+
+def test_config_refuses_unknown_or_missing_keys_and_bad_values(tmp_path, project_root):
+    def config(**serving):
+        return ServingConfig.from_params(repo_params(project_root, **serving), tmp_path)
+
     with pytest.raises(ParamsError, match="unknown key"):
-        ServingConfig.from_params({"categories": ["top"], "serving": {"limits": {"max_bytes": 1}}}, tmp_path)
+        config(limits={**load_params(project_root / "params.yaml")["serving"]["limits"], "max_bytes": 1})
+    with pytest.raises(ParamsError, match="unknown key"):
+        config(classifier="models/classifier.pt")  # category=auto follows the registry now
+    with pytest.raises(ParamsError, match="missing serving.poll_seconds"):
+        config(poll_seconds=None)
     with pytest.raises(ParamsError, match="cannot be a category"):
-        ServingConfig.from_params({"categories": ["top", "auto"]}, tmp_path)
+        ServingConfig.from_params({**load_params(project_root / "params.yaml"), "categories": ["top", "auto"]}, tmp_path)
     with pytest.raises(ParamsError, match="model_source"):
-        ServingConfig.from_params({"categories": ["top"], "serving": {"model_source": "s3"}}, tmp_path)
+        config(model_source="s3")
     with pytest.raises(ParamsError, match="keep_freed_memory must be true or false"):
-        ServingConfig.from_params({"categories": ["top"], "serving": {"keep_freed_memory": "no"}}, tmp_path)
-    assert not ServingConfig.from_params({"categories": ["top"], "serving": {"keep_freed_memory": False}},
-                                         tmp_path).keep_freed_memory
+        config(keep_freed_memory="no")
+    assert not config(keep_freed_memory=False).keep_freed_memory
     with pytest.raises(ParamsError, match="serving.colorizer must be one of"):
-        ServingConfig.from_params({"categories": ["top"], "serving": {"colorizer": "gpu"}}, tmp_path)
-    assert ServingConfig.from_params({"categories": ["top"]}, tmp_path).colorizer == "service"
+        config(colorizer="gpu")
+    assert config(colorizer="inline").colorizer == "inline"
     with pytest.raises(ParamsError, match="photo_format must be one of"):
-        ServingConfig.from_params({"categories": ["top"], "serving": {"photo_format": "webp"}}, tmp_path)
+        config(photo_format="webp")
     with pytest.raises(ParamsError, match="jpeg_quality must be 1..100"):
-        ServingConfig.from_params({"categories": ["top"], "serving": {"jpeg_quality": 0}}, tmp_path)
+        config(jpeg_quality=0)
 
 
 def test_field_parsers():
@@ -235,24 +253,60 @@ def test_metric_names_are_what_monitoring_expects():
             "s2f_hints_per_sketch_sum", "s2f_model_swaps_total"} <= names
 
 
-def test_auto_category_hook_uses_a_saved_classifier_and_refuses_foreign_answers(tmp_path):
-    import cv2
+def test_auto_category_follows_the_classifier_champion_and_refuses_bad_ones(tmp_path, project_root):
+    """category=auto against a real SQLite registry: nothing before the first champion (a 422),
+    the champion after it, a promotion followed, a classifier naming foreign categories refused."""
+    import mlflow
 
+    from mlflow_sandbox import isolated_mlflow
+    from sketch2fashion.classifier import registry
     from sketch2fashion.classifier.model import SketchClassifier, save_classifier
     from sketch2fashion.imaging.io import decode_rgb
-    from sketch2fashion.serving.auto_category import load_category_classifier
+    from sketch2fashion.registry.promotion import promote
+    from sketch2fashion.registry.tracking import configure, get_or_create_experiment
+    from sketch2fashion.serving.auto_category import MODEL, NO_CLASSIFIER, CategoryClassifier
 
+    assert MODEL == registry.MODEL_NAME
     drawing = decode_rgb(sketch_png())
-    params = {"categories": ["top", "pants"], "serving": {"classifier": "models/classifier.pt"}}
+    params = {**load_params(project_root / "params.yaml"), "categories": ["top", "pants"]}
     config = ServingConfig.from_params(params, tmp_path)
-    assert load_category_classifier(config) is None  # not trained yet: category=auto is refused
-    save_classifier(tmp_path / "models" / "classifier.pt", SketchClassifier(["top", "pants"], image_size=32, width=8))
-    classify = load_category_classifier(config)
-    assert classify(drawing) in {"top", "pants"}
-    assert classify(drawing) == classify(cv2.resize(drawing, drawing.shape[1::-1]))  # deterministic
-    save_classifier(tmp_path / "models" / "classifier.pt", SketchClassifier(["hat", "skirt"], image_size=32, width=8))
-    with pytest.raises(ValueError, match="not a served category"):
-        load_category_classifier(config)(drawing)
+
+    def register(categories, seed):
+        torch.manual_seed(seed)
+        path = save_classifier(tmp_path / f"c{seed}.pt", SketchClassifier(categories, image_size=32, width=8))
+        with mlflow.start_run(experiment_id=get_or_create_experiment("classifier")):
+            return int(registry.log_and_register(path, 0.5, client).version)
+
+    with isolated_mlflow():
+        client = configure(tmp_path)
+        served = CategoryClassifier(config, source="registry")
+        assert not served.sync()
+        with pytest.raises(BadRequest) as refused:
+            served(drawing)
+        assert refused.value.status == 422 and refused.value.message == NO_CLASSIFIER
+        assert served.describe()["version"] is None
+
+        first = register(["top", "pants"], 0)
+        promote(client, "sketch-classifier", first)
+        assert served.sync() and served.describe()["version"] == first
+        assert served(drawing) in {"top", "pants"}
+        assert served(drawing) == served(cv2.resize(drawing, drawing.shape[1::-1]))  # deterministic
+        assert not served.sync()  # nothing new: nothing reloaded
+
+        foreign = register(["hat", "skirt"], 1)  # names categories this service does not serve
+        promote(client, "sketch-classifier", foreign)
+        refused_before = prometheus_client.REGISTRY.get_sample_value(
+            "s2f_model_swaps_total", {"category": "auto", "outcome": "refused"}) or 0.0
+        assert not served.sync() and served.describe()["version"] == first  # the old one keeps answering
+        assert prometheus_client.REGISTRY.get_sample_value(
+            "s2f_model_swaps_total", {"category": "auto", "outcome": "refused"}) == refused_before + 1
+        assert not served.sync()  # a refused version is not retried
+
+        second = register(["pants", "top"], 2)
+        promote(client, "sketch-classifier", second)
+        assert served.sync() and served.describe()["version"] == second
+        assert prometheus_client.REGISTRY.get_sample_value(
+            "s2f_served_model_info", {"model": "sketch-classifier", "version": str(second)}) == 1
 
 
 @pytest.mark.slow

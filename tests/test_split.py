@@ -1,4 +1,5 @@
-"""Hash splits: stable per id, close to the requested fraction, reshuffled by the salt."""
+"""Hash splits: stable per id, close to the requested fractions, reshuffled by the salt; a test
+split topped up to min_test per category where the data allows."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from sketch2fashion.data.manifest import read_manifest, write_manifest
-from sketch2fashion.data.split import assign_splits, split_counts, split_of
+from sketch2fashion.data.split import SplitPlan, assign_splits, position, split_counts, split_of
 from waiting import HANG_SECONDS
 
 IDS = [f"item-{i:05d}" for i in range(2000)]
@@ -43,14 +44,44 @@ def test_split_ignores_other_items_and_edges():
 
 def test_assign_splits_copies_rows():
     rows = [{"id": i, "category": "top", "split": ""} for i in IDS[:300]]
-    out = assign_splits(rows, 0.2, "s")
+    out = assign_splits(rows, SplitPlan(0.2, 0.15, 0, "s"))
     assert all(row["split"] == "" for row in rows)
-    assert [row["split"] for row in out] == [split_of(i, 0.2, "s") for i in IDS[:300]]
+    assert [row["split"] for row in out] == [split_of(i, 0.2, "s", 0.15) for i in IDS[:300]]
     # adding items never moves existing ones
-    more = assign_splits(rows + [{"id": "new", "category": "top"}], 0.2, "s")
+    more = assign_splits(rows + [{"id": "new", "category": "top"}], SplitPlan(0.2, 0.15, 0, "s"))
     assert more[:300] == out
     counts = split_counts(out)
-    assert counts["top"]["train"] + counts["top"]["val"] == 300
+    assert counts["top"]["train"] + counts["top"]["val"] + counts["top"]["test"] == 300
+    assert abs(counts["top"]["test"] / 300 - 0.15) < 0.05
+
+
+def test_val_keeps_its_ids_when_a_test_split_is_added():
+    """The test band sits after the val band, so the val split (which chose past epochs) is unchanged."""
+    assert [split_of(i, 0.15, "s") == "val" for i in IDS] == [split_of(i, 0.15, "s", 0.15) == "val" for i in IDS]
+    assert {split_of(i, 0.15, "s", 0.15) for i in IDS} == {"train", "val", "test"}
+
+
+def test_a_small_test_band_is_topped_up_to_min_test_from_the_edge_of_the_band():
+    rows = [{"id": f"{cat}-{i}", "category": cat, "isolation": "ok"} for cat, n in (("top", 150), ("hat", 12))
+            for i in range(n)]
+    rows.append({"id": "hat-broken", "category": "hat", "isolation": "failed"})
+    plan = SplitPlan(0.15, 0.15, 30, "s2f-split-v1")
+    out = assign_splits(rows, plan)
+    counts = split_counts(r for r in out if r["isolation"] == "ok")
+    assert counts["top"]["test"] >= 30 and counts["top"]["test"] / 150 >= 0.15  # the demo's 150: at least 30
+    assert counts["hat"]["train"] > counts["hat"]["test"] >= 2  # 12 items: train stays the larger split
+    assert counts["hat"]["train"] - counts["hat"]["test"] <= 2  # ...but only just: the data allowed no more
+    for cat in ("top", "hat"):
+        usable = [r for r in out if r["category"] == cat and r["isolation"] == "ok"]
+        band = [r for r in usable if split_of(r["id"], 0.15, plan.salt, 0.15) == "test"]
+        assert all(r["split"] == "test" for r in band)  # the hash band is always test
+        moved = [r for r in usable if r["split"] == "test" and r not in band]
+        kept = [r for r in usable if r["split"] == "train"]
+        if moved:  # topped up from the band's edge: every moved item sits before every train item
+            assert max(position(r["id"], plan.salt) for r in moved) < min(position(r["id"], plan.salt) for r in kept)
+        assert all(r["split"] == split_of(r["id"], 0.15, plan.salt, 0.15) for r in usable if r["split"] == "val")
+    with pytest.raises(ValueError, match="add up to at most 1"):
+        SplitPlan(0.6, 0.5, 0, "s")
 
 
 def test_split_stage_merges_category_manifests(project_root: Path, tmp_path: Path):
@@ -68,14 +99,27 @@ def test_split_stage_merges_category_manifests(project_root: Path, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     merged = read_manifest(data / "manifest.csv")
     assert len(merged) == sum(40 + n for n in range(len(params["categories"])))
-    salt, fraction = params["split"]["salt"], params["split"]["val_fraction"]
-    assert all(row["split"] == split_of(row["id"], fraction, salt) for row in merged)
+    split = params["split"]
+    assert all((row["split"] == "val") == (split_of(row["id"], split["val_fraction"], split["salt"]) == "val")
+               for row in merged)
     report = json.loads(report_path.read_text())
-    assert report["total"]["images"] == len(merged)
+    assert report["total"]["images"] == len(merged) and report["min_test"] == split["min_test"]
     for category in params["categories"]:
         counts = report["categories"][category]
-        assert counts["train"] + counts["val"] == sum(r["category"] == category for r in merged)
+        assert counts["train"] + counts["val"] + counts["test"] == sum(r["category"] == category for r in merged)
         assert counts["isolation_failed"] == 1
+        assert counts["test"] >= min(split["min_test"], 15)  # 39+ usable items: the top-up stops at train > test
+
+
+def test_split_stage_refuses_a_missing_key(project_root: Path, tmp_path: Path):
+    params = yaml.safe_load((project_root / "params.yaml").read_text())
+    del params["split"]["min_test"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [sys.executable, str(project_root / "training" / "split.py"), "--params", str(tmp_path / "params.yaml"),
+         "--data-dir", str(tmp_path / "data"), "--report", str(tmp_path / "split.json")],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "missing split.min_test" in result.stderr
 
 
 def test_split_stage_names_a_missing_manifest(project_root: Path, tmp_path: Path):

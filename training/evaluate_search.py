@@ -6,8 +6,8 @@ index, which holds every product. Reports acc@1, acc@10 and MRR for the query ki
 colour, photo, sketch+colour and fused; recall@10 of HNSW against exact search on the same
 vectors; and end-to-end query latency p50/p99 (encoding included, generation excluded). The same
 again (under `doodle`) for a quick doodle of each product in the evaluation style, with what
-`category=auto` gives those doodle shoppers: the classifier's accuracy and the share of the
-top-10 products in the right category.
+`category=auto` gives those doodle shoppers (the `sketch-classifier` champion): the classifier's
+accuracy and the share of the top-10 products in the right category.
 Writes reports/search.json (DVC metrics) and logs the same numbers to MLflow (experiment `search`).
 """
 from __future__ import annotations
@@ -32,7 +32,8 @@ from tqdm import tqdm  # noqa: E402
 from sketch2fashion.catalog.embedder_training import load_products
 from sketch2fashion.catalog.evaluation import QUERY_KINDS, evaluate_search, shopper_queries
 from sketch2fashion.catalog.search import Catalog, CatalogError
-from sketch2fashion.classifier.model import load_classifier, predict_category
+from sketch2fashion.classifier.model import predict_category
+from sketch2fashion.classifier.registry import load_champion
 from sketch2fashion.data.manifest import read_manifest
 from sketch2fashion.imaging.flat_fill import prepare_fill
 from sketch2fashion.imaging.hints import Hints
@@ -52,8 +53,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="skip the query kinds that need a champion colorizer")
     parser.add_argument("--categories", nargs="+", default=None,
                         help="only these categories' val products (default: params.yaml categories)")
-    parser.add_argument("--classifier", default=Path("models/classifier.pt"), type=Path,
-                        help="the sketch classifier behind category=auto (skipped when absent)")
     return parser.parse_args(argv)
 
 
@@ -80,7 +79,7 @@ class ChampionColorizers:
 def run(args: argparse.Namespace) -> dict:
     params = load_params(args.params)
     size = int(params["image"]["size"])
-    configure(Path.cwd())
+    client = configure(Path.cwd())
     catalog = Catalog.open(params)
     by_id = {r["id"]: r["category"] for r in read_manifest(args.data_dir / "manifest.csv")}
     wanted = set(args.categories or categories(params))
@@ -90,8 +89,8 @@ def run(args: argparse.Namespace) -> dict:
     doodles = shopper_queries(products, by_id, seed=seed, hint_params=params.get("hints") or {}, doodles=True)
     generate = None if args.no_generator else ChampionColorizers()
     classify = None
-    if args.classifier.is_file():
-        classifier = load_classifier(args.classifier)
+    classifier = load_champion(client)  # what category=auto serves; skipped before the first champion
+    if classifier is not None:
         classify = lambda drawing: predict_category(classifier, drawing)[0]  # noqa: E731
     with tqdm(total=2 * len(queries), desc="evaluate_search", unit="query") as bar:
         report = evaluate_search(catalog, queries, generate, progress=lambda i: bar.update(1))

@@ -213,8 +213,8 @@ def train_embedder(data_dir: str | Path, *, epochs: int = 20, batch_size: int = 
     return encoder.eval(), history
 
 
-def retrieval_metrics(queries: np.ndarray, gallery: np.ndarray) -> dict[str, float]:
-    """acc@1, acc@10 and MRR when query i's true match is gallery item i (unit vectors).
+def query_ranks(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """The rank of each query's true match (gallery item i for query i) among all gallery items.
 
     Ties count against the query (its rank is 1 + the number of items scoring at least as
     high), so a constant encoder scores the chance level, not perfect.
@@ -223,26 +223,45 @@ def retrieval_metrics(queries: np.ndarray, gallery: np.ndarray) -> dict[str, flo
     true = np.diag(similarity)
     others = similarity >= true[:, None]
     np.fill_diagonal(others, False)
-    ranks = 1 + others.sum(axis=1)
+    return 1 + others.sum(axis=1)
+
+
+def rank_metrics(ranks: np.ndarray) -> dict[str, float]:
+    """acc@1, acc@10 and MRR of the ranks of true matches."""
     return {"sketch_to_photo_acc@1": float(np.mean(ranks <= 1)),
             "acc@10": float(np.mean(ranks <= 10)),
             "mrr": float(np.mean(1.0 / ranks))}
 
 
-def evaluate_retrieval(encoder: ImageEncoder, data_dir: str | Path, split: str = "val", *,
-                       seed: int = 0, hint_params: Mapping[str, Any] | None = None,
-                       batch_size: int = 64, device: str = "cpu") -> dict[str, float]:
-    """Sketch -> photo retrieval on `split`: each product's fixed sketch queries all its photos;
-    then the same with each product's fixed doodle (keys prefixed `doodle_`).
+def retrieval_metrics(queries: np.ndarray, gallery: np.ndarray) -> dict[str, float]:
+    """acc@1, acc@10 and MRR when query i's true match is gallery item i (unit vectors)."""
+    return rank_metrics(query_ranks(queries, gallery))
 
-    Sketches are not augmented and their hints are drawn from (seed, id), so numbers compare
-    across runs; the gallery is every product photo of the split.
+
+def retrieval_ranks(encoder: ImageEncoder, data_dir: str | Path, split: str = "val", *,
+                    seed: int = 0, hint_params: Mapping[str, Any] | None = None,
+                    batch_size: int = 64, device: str = "cpu") -> tuple[list[str], dict[str, np.ndarray]]:
+    """Product ids of `split` and, per query kind ("" for the fixed sketch, "doodle_" for the fixed
+    doodle), the rank of each product's own photo among all the split's photos.
+
+    Sketches are not augmented and their hints are drawn from (seed, id), so ranks compare
+    across runs and encoders; the gallery is every product photo of the split.
     """
     products = load_products(data_dir, split, encoder.image_size)
     hints = hint_options(hint_params)
     gallery = embed_images(encoder, [p.photo for p in products], batch_size, device)
-    scores = {}
+    ranks = {}
     for prefix, draw in (("", eval_sketch), ("doodle_", eval_doodle)):
         queries = embed_images(encoder, [draw(p, seed, hints) for p in products], batch_size, device)
-        scores.update({prefix + k: v for k, v in retrieval_metrics(queries, gallery).items()})
-    return scores
+        ranks[prefix] = query_ranks(queries, gallery)
+    return [p.id for p in products], ranks
+
+
+def evaluate_retrieval(encoder: ImageEncoder, data_dir: str | Path, split: str = "val", *,
+                       seed: int = 0, hint_params: Mapping[str, Any] | None = None,
+                       batch_size: int = 64, device: str = "cpu") -> dict[str, float]:
+    """Sketch -> photo retrieval on `split` (`retrieval_ranks`): acc@1, acc@10 and MRR of the fixed
+    sketches, then of the fixed doodles (keys prefixed `doodle_`)."""
+    _ids, ranks = retrieval_ranks(encoder, data_dir, split, seed=seed, hint_params=hint_params,
+                                  batch_size=batch_size, device=device)
+    return {prefix + k: v for prefix, found in ranks.items() for k, v in rank_metrics(found).items()}

@@ -36,6 +36,8 @@ from sketch2fashion.catalog.text import TextIndex, colour_word_match, colour_wor
 from sketch2fashion.imaging.io import load_rgb
 
 ENCODER_FILE = "encoder.pt"
+ENCODER_INFO_FILE = "encoder.json"
+"""Which registered encoder version made the vectors (absent from versions built from a plain file)."""
 CARDS_FILE = "products.json"
 LAYOUT_FILE = "search.json"
 DEFAULT_WEIGHTS = {"sketch": 1.0, "photo": 1.0, "hint_colour": 0.5, "photo_colour": 0.5,
@@ -170,11 +172,13 @@ def describe_products(items: Sequence[CatalogItem], encoder: ImageEncoder, layou
 
 def build_catalog_index(params: Mapping[str, Any], *, project_root: Path | None = None,
                         items: Sequence[CatalogItem] | None = None, encoder_path: str | Path | None = None,
-                        progress: bool = True) -> str:
+                        encoder_info: Mapping[str, Any] | None = None, progress: bool = True) -> str:
     """Embed the catalog and publish a new index version atomically; returns its name.
 
     Defaults: products from the store at `catalog.store`, encoder at `models/embedder.pt`.
-    With `catalog.url` set, the vectors are also loaded into that Qdrant server (alias swap).
+    `encoder_info` (the registry version of the encoder, `registry/encoder_model.describe`) is
+    recorded in the version. With `catalog.url` set, the vectors are also loaded into that Qdrant
+    server (alias swap).
     """
     root = Path(project_root or Path.cwd())
     settings = SearchSettings.from_params(params, root)
@@ -195,6 +199,7 @@ def build_catalog_index(params: Mapping[str, Any], *, project_root: Path | None 
         ENCODER_FILE: encoder_path.read_bytes(),
         CARDS_FILE: json.dumps(cards).encode(),
         LAYOUT_FILE: json.dumps(layout.to_dict()).encode(),
+        **({ENCODER_INFO_FILE: json.dumps(dict(encoder_info)).encode()} if encoder_info is not None else {}),
     }
     name = IndexWriter(settings.index).build(vectors, metadata, settings.index_dir,
                                              keep=settings.keep_versions, attachments=attachments)
@@ -218,6 +223,7 @@ class _Snapshot:
     layout: FeatureLayout
     cards: dict[str, dict]
     text: TextIndex
+    encoder_info: dict[str, Any] | None = None
 
 
 def _load_snapshot(version_dir: Path, config: IndexConfig) -> _Snapshot:
@@ -234,7 +240,8 @@ def _load_snapshot(version_dir: Path, config: IndexConfig) -> _Snapshot:
                                          for k in ("title", "description", "brand", "color", "category"))
                       for pid in index.table.ids})
     layout = FeatureLayout.from_dict(json.loads(index.attachments[LAYOUT_FILE]))
-    return _Snapshot(version_dir.name, index, encoder.eval(), layout, cards, text)
+    info = json.loads(index.attachments[ENCODER_INFO_FILE]) if ENCODER_INFO_FILE in index.attachments else None
+    return _Snapshot(version_dir.name, index, encoder.eval(), layout, cards, text, info)
 
 
 class Catalog:
@@ -268,6 +275,11 @@ class Catalog:
     @property
     def categories(self) -> list[str]:
         return list(self._current().index.table.categories)
+
+    @property
+    def encoder_info(self) -> dict[str, Any] | None:
+        """The registered encoder version that made the served vectors (None when not recorded)."""
+        return self._current().encoder_info
 
     @property
     def layout(self) -> FeatureLayout:

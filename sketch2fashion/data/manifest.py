@@ -20,7 +20,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 ISOLATION_OK = "ok"
 ISOLATION_FAILED = "failed"
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 
 Row = dict[str, str]
 

@@ -29,3 +29,28 @@ def tag_float(version: ModelVersion | None, key: str) -> float | None:
         return float(version.tags[key]) if version is not None else None
     except (KeyError, TypeError, ValueError):
         return None
+
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+
+
+def move_champion(client: MlflowClient, name: str, version: int | str) -> ModelVersion | None:
+    """Give `champion` to `version` and `previous` to the version that held it; returns that one.
+
+    `previous` moves first: an interruption in between leaves the old champion serving, never
+    a model without one.
+    """
+    current = aliased_version(client, name, CHAMPION)
+    if current is not None and int(current.version) == int(version):
+        return current
+    if current is not None:
+        client.set_registered_model_alias(name, PREVIOUS, current.version)
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    return current
+
+
+def tag_outcome(client: MlflowClient, name: str, version: int | str, outcome: str, reason: str) -> None:
+    """Record a registry decision on the version (tags `promotion` and `promotion_reason`)."""
+    client.set_model_version_tag(name, str(version), "promotion", outcome)
+    client.set_model_version_tag(name, str(version), "promotion_reason", reason)

@@ -1,9 +1,12 @@
 """The catalog encoder in the MLflow registry (`catalog-encoder`), like the colorizers.
 
 Logged as a pyfunc model (uint8 RGB images in, unit embeddings out) so any MLflow consumer can
-embed images; registered with its val retrieval metrics as tags; the alias `champion` moves to
-a new version only when its val MRR is at least the champion's. The search index does not read
-the registry: each index version carries the exact encoder weights that built it.
+embed images; registered with its val retrieval metrics as tags. Whether a version becomes
+`champion` is the champion gate's decision on the test split (registry/gate.py: per-query
+reciprocal rank of the candidate and the champion on the same test queries), applied by the
+train_embedder stage. The index stage embeds the catalog with the champion (`load_version`) and
+records its version; each index version carries the exact encoder weights that built it, so
+search never pairs vectors with another encoder.
 """
 from __future__ import annotations
 
@@ -14,11 +17,11 @@ from typing import Any
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
-from sketch2fashion.registry.aliases import aliased_version, tag_float
+from sketch2fashion.registry.aliases import CHAMPION, aliased_version, tag_float
 
 ENCODER_MODEL = "catalog-encoder"
-CHAMPION = "champion"
 WEIGHTS_ARTIFACT = "weights"
 
 
@@ -50,18 +53,25 @@ def log_encoder(weights: str | Path, *, artifact_path: str = "encoder") -> str:
     return info.model_uri
 
 
-def register_encoder(model_uri: str, run_id: str, metrics: Mapping[str, float], *,
-                     score: str = "mrr") -> dict[str, Any]:
-    """Register a new version; make it champion when its `score` >= the champion's (or none yet)."""
-    client = MlflowClient()
+def register_encoder(model_uri: str, run_id: str, metrics: Mapping[str, float]) -> ModelVersion:
+    """Register a logged encoder as a new version of `catalog-encoder`, its val metrics as tags."""
     tags = {k.replace("@", "_at_"): repr(float(v)) for k, v in metrics.items()}
-    version = mlflow.register_model(model_uri, ENCODER_MODEL, tags={**tags, "run_id": run_id})
-    current = aliased_version(client, ENCODER_MODEL, CHAMPION)
-    new_score = float(metrics[score])
-    old_score = tag_float(current, score)
-    promoted = current is None or old_score is None or new_score >= old_score
-    if promoted:
-        client.set_registered_model_alias(ENCODER_MODEL, CHAMPION, version.version)
-    return {"version": int(version.version), "champion": promoted,
-            "previous_champion": None if current is None else int(current.version),
-            "reason": f"{score} {new_score:.4f} vs champion {old_score if old_score is not None else 'none'}"}
+    return mlflow.register_model(model_uri, ENCODER_MODEL, tags={**tags, "run_id": run_id})
+
+
+def champion(client: MlflowClient) -> ModelVersion | None:
+    """The version behind alias `champion`, None before the first promotion."""
+    return aliased_version(client, ENCODER_MODEL, CHAMPION)
+
+
+def load_version(version: ModelVersion) -> Any:
+    """A registered version's `ImageEncoder` (eval mode), through its pyfunc model."""
+    model = mlflow.pyfunc.load_model(f"models:/{ENCODER_MODEL}/{version.version}")
+    return model.unwrap_python_model().encoder
+
+
+def describe(version: ModelVersion) -> dict[str, Any]:
+    """What an index records about the encoder that built it (and /models shows)."""
+    return {"model": ENCODER_MODEL, "version": int(version.version),
+            "run_id": version.run_id or version.tags.get("run_id"),
+            "mrr": tag_float(version, "mrr"), "test_mrr": tag_float(version, "test_reciprocal_rank")}

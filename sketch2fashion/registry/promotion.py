@@ -1,16 +1,14 @@
-"""Which colorizer version serves each category: registration, the champion gate, rollback.
+"""Which version serves: colorizer registration, the champion and previous aliases, manual moves.
 
 One registered model per category, `colorizer-<category>`. Serving loads the alias `champion`
 (`models:/colorizer-top@champion`); the version it replaced keeps the alias `previous`, so a
-rollback is one alias move. A retrained version becomes champion only when its validation SSIM
-beats the champion's by at least `min_gain`, so noise between retrains does not churn the model
-shoppers see — or, with a `HintRule`, when it follows the shopper's colour hints clearly better
-(hint Delta E lower by `min_gain`) at an SSIM no more than `max_ssim_loss` below: SSIM alone
-barely notices a model that paints every garment beige. A third way is no new model at all: the
-champion's own weights (same run, same epoch) exported in a new serving format take over when
-they score within `REEXPORT_SSIM_TOLERANCE` of it.
+rollback is one alias move. Whether a retrained version becomes champion is decided by the
+champion gate on the test split (registry/gate.py, applied by registry/gatekeeper.py, the same
+for `sketch-classifier` and `catalog-encoder`); this module holds what is specific to the
+colorizers (registration from a run, the serving format) and the by-hand moves, `promote` and
+`rollback`, which work on every registered model the product serves.
 
-Alias moves are ordered so that an interruption never leaves a category without a champion
+Alias moves are ordered so that an interruption never leaves a model without a champion
 when it had one: promoting moves `previous` first and `champion` second (stopping in between
 leaves the old champion serving); rolling back moves `champion` first and `previous` second.
 """
@@ -26,30 +24,17 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
-from sketch2fashion.registry.aliases import aliased_version, tag_float
+from sketch2fashion.registry.aliases import CHAMPION, PREVIOUS, aliased_version, move_champion, tag_float, tag_outcome
 
-CHAMPION = "champion"
-PREVIOUS = "previous"
 MODEL_PREFIX = "colorizer-"
 PROMOTED = "promoted"
 REJECTED = "rejected"
 ROLLED_BACK = "rolled_back"
-
-
-@dataclass(frozen=True)
-class HintRule:
-    """The second way to champion: clearly better hint colours, SSIM about as good."""
-
-    min_gain: float  # Delta E the candidate must improve on the champion's
-    max_ssim_loss: float  # SSIM it may lose meanwhile
-
-
-HINT_TAG = "hint_delta_e"
 FORMAT_TAG = "format"
 LEGACY_FORMAT = "torchscript-frozen-channels-last"
 """The format of versions registered before the tag existed (all of them TorchScript)."""
-REEXPORT_SSIM_TOLERANCE = 0.005
-"""How much val SSIM a re-export of the champion's weights may lose (bf16 kernels round differently)."""
+SERVED_MODELS = ("sketch-classifier", "catalog-encoder")
+"""The registered models besides the colorizers (classifier/registry.py, registry/encoder_model.py)."""
 
 
 class PromotionError(RuntimeError):
@@ -58,9 +43,10 @@ class PromotionError(RuntimeError):
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome of a promotion request, as recorded on the version and in the DVC report.
+    """The outcome of a by-hand promotion or rollback, as recorded on the version.
 
-    `promoted` means "the candidate is the champion after this call".
+    `promoted` means "the version is the champion after this call"; the ssim fields are the
+    colorizers' val SSIM tags (None for other models).
     """
 
     promoted: bool
@@ -114,137 +100,91 @@ def register_version(
     return mlflow.register_model(model_uri or f"runs:/{run_id}/{artifact_path}", name, tags=tags)
 
 
-def champion(client: MlflowClient, category: str) -> ModelVersion | None:
-    """The version serving `category`, or None before the first promotion."""
-    return _aliased(client, category, CHAMPION)
+def model_name(target: str) -> str:
+    """The registered model a command names: `sketch-classifier`, `catalog-encoder`, a full
+    `colorizer-<category>`, or a bare category (its colorizer)."""
+    if target in SERVED_MODELS or target.startswith(MODEL_PREFIX):
+        return target
+    return registered_model_name(target)
 
 
-def previous(client: MlflowClient, category: str) -> ModelVersion | None:
+def champion(client: MlflowClient, target: str) -> ModelVersion | None:
+    """The version serving `target` (a category or a registered model name), None before the first promotion."""
+    return aliased_version(client, model_name(target), CHAMPION)
+
+
+def previous(client: MlflowClient, target: str) -> ModelVersion | None:
     """The version that served before the current champion, or None."""
-    return _aliased(client, category, PREVIOUS)
+    return aliased_version(client, model_name(target), PREVIOUS)
 
 
-def promote_if_better(client: MlflowClient, category: str, version: int | str, *,
-                      min_gain: float, hint_rule: HintRule | None = None) -> Decision:
-    """Make `version` champion if there is none or its SSIM >= champion SSIM + `min_gain`.
+def promote(client: MlflowClient, target: str, version: int | str) -> Decision:
+    """Make `version` champion whatever its score (a human decision); the old one becomes previous.
 
-    Either way the decision is recorded on the version as tags `promotion` (promoted /
-    rejected) and `promotion_reason`.
+    `target` is a category (its colorizer) or a registered model name (`s2f promote`).
     """
-    candidate = _get_version(client, category, version)
-    new_ssim = _ssim(candidate)
-    current = champion(client, category)
-    if current is None:
-        return _promote(client, category, candidate, None, "no champion yet")
-    old_ssim = _ssim(current)
-    if current.version == candidate.version:
-        return Decision(True, "already the champion", new_ssim, old_ssim, int(current.version),
-                        int(candidate.version), category)
-    gain = new_ssim - old_ssim
-    if new_ssim >= old_ssim + min_gain:
-        return _promote(client, category, candidate, current,
-                        f"ssim {new_ssim:.4f} beats champion v{current.version} "
-                        f"({old_ssim:.4f}) by {gain:+.4f} >= min_gain {min_gain:g}")
-    if _is_reexport(candidate, current) and new_ssim >= old_ssim - REEXPORT_SSIM_TOLERANCE:
-        return _promote(client, category, candidate, current,
-                        f"re-export of champion v{current.version}'s weights (run {current.run_id}, epoch "
-                        f"{current.tags.get('epoch')}) as {_format(candidate)}: ssim {new_ssim:.4f} vs "
-                        f"{old_ssim:.4f}, within {REEXPORT_SSIM_TOLERANCE:g}")
-    new_hint, old_hint = tag_float(candidate, HINT_TAG), tag_float(current, HINT_TAG)
-    if hint_rule is not None and new_hint is not None and old_hint is not None:
-        if old_hint - new_hint >= hint_rule.min_gain and new_ssim >= old_ssim - hint_rule.max_ssim_loss:
-            return _promote(client, category, candidate, current,
-                            f"hint delta E {new_hint:.2f} beats champion v{current.version} ({old_hint:.2f}) "
-                            f"by >= {hint_rule.min_gain:g} with ssim {new_ssim:.4f} vs {old_ssim:.4f} "
-                            f"(may lose {hint_rule.max_ssim_loss:g})")
-    reason = (f"ssim {new_ssim:.4f} vs champion v{current.version} ({old_ssim:.4f}): "
-              f"gain {gain:+.4f} < min_gain {min_gain:g}")
-    if new_hint is not None and old_hint is not None:
-        reason += f"; hint delta E {new_hint:.2f} vs {old_hint:.2f}"
-    _record(client, category, candidate, REJECTED, reason)
-    return Decision(False, reason, new_ssim, old_ssim, int(current.version),
-                    int(candidate.version), category)
-
-
-def promote(client: MlflowClient, category: str, version: int | str) -> Decision:
-    """Make `version` champion whatever its score (a human decision); the old one becomes previous."""
-    candidate = _get_version(client, category, version)
-    current = champion(client, category)
+    name = model_name(target)
+    candidate = _get_version(client, name, version)
+    current = champion(client, target)
     if current is not None and current.version == candidate.version:
         return Decision(True, "already the champion", _ssim_or_none(candidate),
-                        _ssim_or_none(current), int(current.version), int(candidate.version), category)
-    return _promote(client, category, candidate, current, "manual promotion")
+                        _ssim_or_none(current), int(current.version), int(candidate.version), target)
+    move_champion(client, name, candidate.version)
+    tag_outcome(client, name, candidate.version, PROMOTED, "manual promotion")
+    return Decision(True, "manual promotion", _ssim_or_none(candidate),
+                    _ssim_or_none(current) if current is not None else None,
+                    int(current.version) if current is not None else None, int(candidate.version), target)
 
 
-def rollback(client: MlflowClient, category: str) -> Decision:
+def rollback(client: MlflowClient, target: str) -> Decision:
     """Give `champion` back to the `previous` version; the demoted one becomes `previous`."""
-    name = registered_model_name(category)
-    target = previous(client, category)
-    if target is None:
+    name = model_name(target)
+    goal = previous(client, target)
+    if goal is None:
         raise PromotionError(f"{name} has no '{PREVIOUS}' version to roll back to "
                              f"(nothing was promoted over a champion yet)")
-    current = champion(client, category)
-    if current is not None and current.version == target.version:
+    current = champion(client, target)
+    if current is not None and current.version == goal.version:
         raise PromotionError(f"{name}: '{PREVIOUS}' and '{CHAMPION}' are both version "
-                             f"{target.version}; promote another version explicitly")
+                             f"{goal.version}; promote another version explicitly")
     # champion first: an interruption after it leaves the rolled-back version serving.
-    client.set_registered_model_alias(name, CHAMPION, target.version)
+    client.set_registered_model_alias(name, CHAMPION, goal.version)
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, current.version)
-        _record(client, category, current, ROLLED_BACK, f"rolled back to version {target.version}")
+        tag_outcome(client, name, current.version, ROLLED_BACK, f"rolled back to version {goal.version}")
     else:
         client.delete_registered_model_alias(name, PREVIOUS)
     reason = f"rollback from version {current.version}" if current is not None else "rollback"
-    _record(client, category, target, PROMOTED, reason)
-    return Decision(True, reason, _ssim_or_none(target), _ssim_or_none(current) if current else None,
-                    int(current.version) if current else None, int(target.version), category)
+    tag_outcome(client, name, goal.version, PROMOTED, reason)
+    return Decision(True, reason, _ssim_or_none(goal), _ssim_or_none(current) if current else None,
+                    int(current.version) if current else None, int(goal.version), target)
 
 
 def list_champions(client: MlflowClient, categories: Iterable[str]) -> list[dict[str, Any]]:
-    """One row per category: champion version, epoch, ssim and run_id (None where there is none)."""
+    """One row per category: champion version, epoch, val ssim, test ssim and run_id (None where there is none)."""
     rows = []
     for category in categories:
         current = champion(client, category)
         if current is None:
             rows.append({"category": category, "version": None, "epoch": None, "ssim": None,
-                         "run_id": None})
+                         "test_ssim": None, "run_id": None})
             continue
         epoch = current.tags.get("epoch")
         rows.append({"category": category, "version": int(current.version),
                      "epoch": int(epoch) if epoch not in (None, "") else None,
-                     "ssim": _ssim_or_none(current), "run_id": current.run_id or current.tags.get("run_id")})
+                     "ssim": _ssim_or_none(current), "test_ssim": tag_float(current, "test_ssim"),
+                     "run_id": current.run_id or current.tags.get("run_id")})
     return rows
 
 
-def _promote(client: MlflowClient, category: str, candidate: ModelVersion,
-             current: ModelVersion | None, reason: str) -> Decision:
-    """Move the aliases: `previous` to the old champion first, then `champion` to the candidate."""
-    name = registered_model_name(category)
-    if current is not None:
-        client.set_registered_model_alias(name, PREVIOUS, current.version)
-    client.set_registered_model_alias(name, CHAMPION, candidate.version)
-    _record(client, category, candidate, PROMOTED, reason)
-    return Decision(True, reason, _ssim_or_none(candidate),
-                    _ssim_or_none(current) if current is not None else None,
-                    int(current.version) if current is not None else None,
-                    int(candidate.version), category)
+def is_reexport(candidate: ModelVersion, current: ModelVersion | None) -> bool:
+    """The same weights (run and epoch) as the champion, in another serving format."""
+    return (current is not None and candidate.run_id == current.run_id
+            and candidate.tags.get("epoch") == current.tags.get("epoch") and _format(candidate) != _format(current))
 
 
-def _record(client: MlflowClient, category: str, version: ModelVersion, outcome: str,
-            reason: str) -> None:
-    name = registered_model_name(category)
-    client.set_model_version_tag(name, version.version, "promotion", outcome)
-    client.set_model_version_tag(name, version.version, "promotion_reason", reason)
-
-
-def _aliased(client: MlflowClient, category: str, alias: str) -> ModelVersion | None:
-    """The version behind `alias`, None when the alias or the registered model does not exist."""
-    return aliased_version(client, registered_model_name(category), alias)
-
-
-def _get_version(client: MlflowClient, category: str, version: int | str) -> ModelVersion:
+def _get_version(client: MlflowClient, name: str, version: int | str) -> ModelVersion:
     """The version, or a PromotionError that lists the versions which do exist."""
-    name = registered_model_name(category)
     try:
         return client.get_model_version(name, str(int(version)))
     except (ValueError, MlflowException) as exc:
@@ -275,21 +215,6 @@ def _version_of_run(client: MlflowClient, name: str, run_id: str, artifact_path:
 
 def _format(version: ModelVersion) -> str:
     return version.tags.get(FORMAT_TAG, LEGACY_FORMAT)
-
-
-def _is_reexport(candidate: ModelVersion, current: ModelVersion) -> bool:
-    """The same weights (run and epoch) as the champion, in another serving format."""
-    return (candidate.run_id == current.run_id and candidate.tags.get("epoch") == current.tags.get("epoch")
-            and _format(candidate) != _format(current))
-
-
-
-def _ssim(version: ModelVersion) -> float:
-    value = _ssim_or_none(version)
-    if value is None:
-        raise PromotionError(f"{version.name} version {version.version} has no numeric 'ssim' tag; "
-                             "register it with register_version(..., ssim=...)")
-    return value
 
 
 def _ssim_or_none(version: ModelVersion | None) -> float | None:

@@ -32,6 +32,7 @@ class CatalogHolder:
     def __init__(self, config: ServingConfig) -> None:
         self.config = config
         self._catalog: Any = None
+        self._encoder_version: int | None = None
         self.error: str | None = NO_INDEX
         self._stop = threading.Event()
         self._open_or_refresh()
@@ -75,6 +76,14 @@ class CatalogHolder:
     def stop(self) -> None:
         self._stop.set()
 
+    def _note_encoder(self) -> None:
+        """s2f_served_model_info of the encoder that made the served vectors (when the index says)."""
+        info = self._catalog.encoder_info or {}
+        version = info.get("version")
+        if version is not None and version != self._encoder_version:
+            metrics.set_served_model(info.get("model", "catalog-encoder"), int(version), self._encoder_version)
+            self._encoder_version = int(version)
+
     def _run(self) -> None:
         while not self._stop.wait(self.config.poll_seconds):
             self._open_or_refresh()
@@ -94,6 +103,7 @@ class CatalogHolder:
                 if self._catalog.version != before:
                     log.info("catalog index %s replaces %s", self._catalog.version, before)
             metrics.set_catalog_products(len(self._catalog))
+            self._note_encoder()
         except Exception as exc:  # noqa: BLE001 - keep serving what we have (or the clear error)
             if self._catalog is None:
                 self.error = NO_INDEX  # clients see it: the why (paths included) goes to the log only

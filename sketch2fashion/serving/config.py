@@ -11,11 +11,11 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sketch2fashion.params import ParamsError, categories, load_params
+from sketch2fashion.params import ParamsError, categories, load_params, require, section
 
 PROJECT_ROOT_ENV = "S2F_PROJECT_ROOT"
 PARAMS_ENV = "S2F_PARAMS"
@@ -33,116 +33,121 @@ AUTO_CATEGORY = "auto"
 class Limits:
     """What one request may carry; anything beyond is refused with a 4xx before real work."""
 
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 16_000_000
-    min_side: int = 32
-    max_side: int = 512
-    max_text_chars: int = 500
-    max_top_k: int = 100
-    default_top_k: int = 12
+    max_body_bytes: int
+    max_pixels: int
+    min_side: int
+    max_side: int
+    max_text_chars: int
+    max_top_k: int
+    default_top_k: int
+
+
+SERVING_KEYS = ("model_source", "colorizer", "poll_seconds", "device", "dtype", "compile", "compile_batch_sizes",
+                "threads", "keep_freed_memory", "png_compression", "photo_format", "jpeg_quality", "omp_wait_policy",
+                "batching", "traffic", "limits")
+BATCHING_KEYS = ("max_batch_size", "max_latency_ms")
+TRAFFIC_KEYS = ("timeout", "max_concurrency", "retry_after", "session_max_requests", "session_max_age")
 
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """Everything the three services need, resolved against the project root."""
+    """Everything the three services need, resolved against the project root.
+
+    No field has a default: params.yaml `serving:` is the one table of them, and a key missing
+    there is an error naming it (`from_params`), never a silent fallback to another value.
+    """
 
     project_root: Path
     categories: tuple[str, ...]
     image_size: int
-    model_source: str = "auto"
-    colorizer: str = "service"
-    poll_seconds: float = 30.0
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: str = "off"
-    compile_batch_sizes: tuple[int, ...] = (1, 8)
-    threads: int = 2
-    omp_wait_policy: str = "PASSIVE"
-    keep_freed_memory: bool = True
-    png_compression: int = 6
-    photo_format: str = "png"
-    jpeg_quality: int = 92
-    max_batch_size: int = 16
-    max_latency_ms: int = 200
-    timeout: float = 60.0
-    max_concurrency: int = 64
-    retry_after: int = 1
-    session_max_requests: int = 1_000_000_000
-    session_max_age: float = 86400.0
-    limits: Limits = field(default_factory=Limits)
-    classifier: Path | None = None
+    model_source: str
+    colorizer: str
+    poll_seconds: float
+    device: str
+    dtype: str
+    compile: str
+    compile_batch_sizes: tuple[int, ...]
+    threads: int
+    omp_wait_policy: str
+    keep_freed_memory: bool
+    png_compression: int
+    photo_format: str
+    jpeg_quality: int
+    max_batch_size: int
+    max_latency_ms: int
+    timeout: float
+    max_concurrency: int
+    retry_after: int
+    session_max_requests: int
+    session_max_age: float
+    limits: Limits
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], project_root: Path) -> ServingConfig:
-        section = dict(params.get("serving") or {})
-        batching = dict(section.get("batching") or {})
-        traffic = dict(section.get("traffic") or {})
-        known_limits = set(Limits.__dataclass_fields__)
-        limits_section = dict(section.get("limits") or {})
-        unknown = set(limits_section) - known_limits
-        if unknown:
-            raise ParamsError(f"params.yaml serving.limits: unknown key(s) {sorted(unknown)}; "
-                              f"known: {sorted(known_limits)}")
+    def from_params(cls, params: Mapping[str, Any], project_root: Path, source: str = "params.yaml") -> ServingConfig:
+        """The `serving` section (every key required, no others) plus `categories` and `image.size`."""
+        serving = section(params, "serving", SERVING_KEYS, source)
+        batching = section(params, "serving.batching", BATCHING_KEYS, source)
+        traffic = section(params, "serving.traffic", TRAFFIC_KEYS, source)
+        limits_section = section(params, "serving.limits", tuple(Limits.__dataclass_fields__), source)
         limits = Limits(**{k: int(v) for k, v in limits_section.items()})
-        source = str(section.get("model_source", "auto"))
-        if source not in MODEL_SOURCES:
-            raise ParamsError(f"params.yaml serving.model_source must be one of {MODEL_SOURCES}, got {source!r}")
+        source_kind = str(serving["model_source"])
+        if source_kind not in MODEL_SOURCES:
+            raise ParamsError(f"{source} serving.model_source must be one of {MODEL_SOURCES}, got {source_kind!r}")
         if not 1 <= limits.default_top_k <= limits.max_top_k:
-            raise ParamsError("params.yaml serving.limits: need 1 <= default_top_k <= max_top_k")
+            raise ParamsError(f"{source} serving.limits: need 1 <= default_top_k <= max_top_k")
         cats = tuple(categories(dict(params)))
         if AUTO_CATEGORY in cats:
             raise ParamsError(f"'{AUTO_CATEGORY}' cannot be a category: it asks the classifier to pick one")
-        classifier = section.get("classifier")
-        omp_policy = str(section.get("omp_wait_policy", "PASSIVE") or "").upper()
+        omp_policy = str(serving["omp_wait_policy"] or "").upper()
         if omp_policy not in OMP_WAIT_POLICIES:
-            raise ParamsError(f"params.yaml serving.omp_wait_policy must be PASSIVE, ACTIVE or \"\", got {omp_policy!r}")
-        placement = str(section.get("colorizer", "service"))
+            raise ParamsError(f"{source} serving.omp_wait_policy must be PASSIVE, ACTIVE or \"\", got {omp_policy!r}")
+        placement = str(serving["colorizer"])
         if placement not in COLORIZER_PLACEMENTS:
-            raise ParamsError(f"params.yaml serving.colorizer must be one of {COLORIZER_PLACEMENTS}, got {placement!r}")
-        compile_setting = str(section.get("compile", "off"))
+            raise ParamsError(f"{source} serving.colorizer must be one of {COLORIZER_PLACEMENTS}, got {placement!r}")
+        compile_setting = str(serving["compile"])
         if compile_setting not in ("auto", "on", "off"):
-            raise ParamsError(f"params.yaml serving.compile must be auto, on or off, got {compile_setting!r}")
-        compile_sizes = tuple(sorted({int(b) for b in (section.get("compile_batch_sizes") or [1, 8])}))
-        if compile_sizes[0] < 1:
-            raise ParamsError(f"params.yaml serving.compile_batch_sizes must be positive, got {list(compile_sizes)}")
-        png_compression = int(section.get("png_compression", 6))
+            raise ParamsError(f"{source} serving.compile must be auto, on or off, got {compile_setting!r}")
+        compile_sizes = tuple(sorted({int(b) for b in serving["compile_batch_sizes"] or ()}))
+        if not compile_sizes or compile_sizes[0] < 1:
+            raise ParamsError(f"{source} serving.compile_batch_sizes must list positive batch sizes, "
+                              f"got {list(compile_sizes)}")
+        png_compression = int(serving["png_compression"])
         if not 0 <= png_compression <= 9:
-            raise ParamsError(f"params.yaml serving.png_compression must be 0..9, got {png_compression}")
-        photo_format = str(section.get("photo_format", "png")).lower()
+            raise ParamsError(f"{source} serving.png_compression must be 0..9, got {png_compression}")
+        photo_format = str(serving["photo_format"]).lower()
         if photo_format not in PHOTO_FORMATS:
-            raise ParamsError(f"params.yaml serving.photo_format must be one of {PHOTO_FORMATS}, got {photo_format!r}")
-        jpeg_quality = int(section.get("jpeg_quality", 92))
+            raise ParamsError(f"{source} serving.photo_format must be one of {PHOTO_FORMATS}, got {photo_format!r}")
+        jpeg_quality = int(serving["jpeg_quality"])
         if not 1 <= jpeg_quality <= 100:
-            raise ParamsError(f"params.yaml serving.jpeg_quality must be 1..100, got {jpeg_quality}")
-        retry_after = int(traffic.get("retry_after", 1))
+            raise ParamsError(f"{source} serving.jpeg_quality must be 1..100, got {jpeg_quality}")
+        retry_after = int(traffic["retry_after"])
         if retry_after < 0:
-            raise ParamsError(f"params.yaml serving.traffic.retry_after must be >= 0 seconds, got {retry_after}")
+            raise ParamsError(f"{source} serving.traffic.retry_after must be >= 0 seconds, got {retry_after}")
         return cls(
             project_root=project_root,
             categories=cats,
-            image_size=int((params.get("image") or {}).get("size", 256)),
-            model_source=source,
+            image_size=int(require(params, "image.size", source)),
+            model_source=source_kind,
             colorizer=placement,
-            poll_seconds=float(section.get("poll_seconds", 30)),
-            device=str(section.get("device", "auto")),
-            dtype=str(section.get("dtype", "auto")),
+            poll_seconds=float(serving["poll_seconds"]),
+            device=str(serving["device"]),
+            dtype=str(serving["dtype"]),
             compile=compile_setting,
             compile_batch_sizes=compile_sizes,
-            threads=int(section.get("threads", 2)),
+            threads=int(serving["threads"]),
             omp_wait_policy=omp_policy,
-            keep_freed_memory=_flag(section.get("keep_freed_memory", True), "serving.keep_freed_memory"),
+            keep_freed_memory=_flag(serving["keep_freed_memory"], f"{source} serving.keep_freed_memory"),
             png_compression=png_compression,
             photo_format=photo_format,
             jpeg_quality=jpeg_quality,
-            max_batch_size=int(batching.get("max_batch_size", 16)),
-            max_latency_ms=int(batching.get("max_latency_ms", 200)),
-            timeout=float(traffic.get("timeout", 60)),
-            max_concurrency=int(traffic.get("max_concurrency", 64)),
+            max_batch_size=int(batching["max_batch_size"]),
+            max_latency_ms=int(batching["max_latency_ms"]),
+            timeout=float(traffic["timeout"]),
+            max_concurrency=int(traffic["max_concurrency"]),
             retry_after=retry_after,
-            session_max_requests=int(traffic.get("session_max_requests", 1_000_000_000)),
-            session_max_age=float(traffic.get("session_max_age", 86400)),
+            session_max_requests=int(traffic["session_max_requests"]),
+            session_max_age=float(traffic["session_max_age"]),
             limits=limits,
-            classifier=_resolve(project_root, classifier) if classifier else None,
         )
 
     @property
@@ -169,8 +174,8 @@ def params_path(root: Path) -> Path:
 def load_serving_config(root: Path | None = None) -> ServingConfig:
     """The serving configuration of the project at `root` (default: `project_root()`)."""
     root = Path(root).resolve() if root is not None else project_root()
-    params = load_params(params_path(root))
-    return ServingConfig.from_params(params, root)
+    path = params_path(root)
+    return ServingConfig.from_params(load_params(path), root, str(path))
 
 
 def apply_omp_wait_policy(config: ServingConfig) -> None:
@@ -201,5 +206,5 @@ def _resolve(root: Path, value: str | Path) -> Path:
 def _flag(value: Any, key: str) -> bool:
     """A YAML boolean; anything else (a quoted "false", 0) is refused rather than guessed."""
     if not isinstance(value, bool):
-        raise ParamsError(f"params.yaml {key} must be true or false, got {value!r}")
+        raise ParamsError(f"{key} must be true or false, got {value!r}")
     return value

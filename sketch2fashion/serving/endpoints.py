@@ -25,6 +25,7 @@ from sketch2fashion.serving.auto_category import NO_CLASSIFIER, Classify
 from sketch2fashion.serving.config import AUTO_CATEGORY, PHOTO_FORMATS, PHOTO_MEDIA_TYPES, ServingConfig
 from sketch2fashion.serving.contract import RETRY_STATUSES, FormSpec, operations
 from sketch2fashion.serving.io_types import CatalogQuery, ColorizeJob
+from sketch2fashion.serving.model_status import other_models
 from sketch2fashion.serving.requests import (
     BadRequest, Form, decode_image, parse_category, parse_photo_format, parse_text, parse_top_k, read_form,
     require_file,
@@ -124,7 +125,7 @@ class Endpoints:
             status = await self.colorizer.status()
         except Exception as exc:  # noqa: BLE001
             raise Unavailable(f"the colorizer is not answering ({type(exc).__name__})") from exc
-        return JSONResponse(status)
+        return JSONResponse({**status, **other_models(self.config, self.classify)})
 
     async def _catalog_image(self, request: Request, labels: dict[str, str]) -> Response:
         product_id = request.path_params["product_id"]

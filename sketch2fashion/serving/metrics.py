@@ -7,8 +7,9 @@ multi-process mode when it is first imported. (prometheus_client is used directl
 /metrics merges the files of all processes, so a series set in the Colorizer service's process
 (`serving.colorizer: service`) shows on the public /metrics as one set in the API process does.
 
-Label values are bounded: `category` is a configured category, `auto`, or `none`; `outcome` is
-one of OUTCOMES; `version` is a registry version number.
+Label values are bounded: `category` is a configured category, `auto` (the sketch classifier
+behind it), or `none`; `outcome` is one of OUTCOMES; `version` is a registry version number;
+`model` is a registered model (`colorizer-<category>`, `sketch-classifier`, `catalog-encoder`).
 """
 from __future__ import annotations
 
@@ -41,10 +42,14 @@ SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
                              (), {"buckets": HINT_BUCKETS}),
     "s2f_model_info": ("gauge", "1 for the colorizer version serving each category, 0 for replaced ones",
                        ("category", "version"), {"multiprocess_mode": "livemax"}),
+    "s2f_served_model_info": ("gauge", "1 for the registry version each served model runs (colorizer-<category>, "
+                              "sketch-classifier, catalog-encoder of the catalog index), 0 for replaced ones",
+                              ("model", "version"), {"multiprocess_mode": "livemax"}),
     "s2f_champions_missing": ("gauge", "Configured categories without a loaded colorizer",
                               (), {"multiprocess_mode": "livemax"}),
-    "s2f_model_swaps": ("counter", "Champion changes picked up from the registry, by outcome "
-                        "(loaded, or refused when the new model failed to load or to pass the probe)",
+    "s2f_model_swaps": ("counter", "Champion changes picked up from the registry, by category (`auto`: the sketch "
+                        "classifier) and outcome (loaded, or refused when the new model failed to load or to pass "
+                        "the probe)",
                         ("category", "outcome"), {}),
     "s2f_catalog_products": ("gauge", "Products in the catalog index being served",
                              (), {"multiprocess_mode": "livemax"}),
@@ -115,6 +120,18 @@ def set_model_version(category: str, version: int | None, previous: int | None) 
         gauge.labels(category=category, version=str(previous)).set(0)
     if version is not None:
         gauge.labels(category=category, version=str(version)).set(1)
+    from sketch2fashion.registry.promotion import registered_model_name
+
+    set_served_model(registered_model_name(category), version, previous)
+
+
+def set_served_model(model: str, version: int | None, previous: int | None) -> None:
+    """Mark `version` of registered model `model` as serving (1) and the replaced one as gone (0)."""
+    gauge = series("s2f_served_model_info")
+    if previous is not None and previous != version:
+        gauge.labels(model=model, version=str(previous)).set(0)
+    if version is not None:
+        gauge.labels(model=model, version=str(version)).set(1)
 
 
 def set_champions_missing(count: int) -> None:

@@ -333,7 +333,8 @@ def test_a_broken_candidate_is_refused_before_any_compile(tmp_path, monkeypatch)
     board = ChampionBoard(dataclasses.replace(load_serving_config(project.root), compile="on"))
     with isolated_mlflow():
         assert sorted(board.sync()) == ["pants", "top"]
-        assert asked == ["off", "on", "off", "on"]  # each good champion: loaded uncompiled, then compiled
+        # every good champion is loaded, probed and served uncompiled first; then each is compiled
+        assert asked == ["off", "off", "on", "on"]
         broken = add_version(project.root, "top", seed=9, ssim=0.9, broken=True)
         promote_version(project.root, "top", broken)
         assert board.sync() == []
@@ -341,13 +342,14 @@ def test_a_broken_candidate_is_refused_before_any_compile(tmp_path, monkeypatch)
     assert board.champions["top"].version == 1
 
 
-def test_a_failing_registry_poll_shows_no_path_uri_or_exception_text(tmp_path, caplog):
+def test_a_failing_registry_poll_shows_no_path_uri_or_exception_text(tmp_path, caplog, project_root):
     """/models shows `last_poll_error` to anyone: a fixed phrase there, the details in the log."""
     from sketch2fashion.serving.champions import ChampionBoard
 
     (tmp_path / "mlflow").mkdir()
     (tmp_path / "mlflow" / "mlflow.db").write_bytes(b"this is not a SQLite database" * 100)
-    config = ServingConfig.from_params({"categories": ["top"], "serving": {"model_source": "registry"}}, tmp_path)
+    params = {**repo_params(project_root, model_source="registry"), "categories": ["top"]}
+    config = ServingConfig.from_params(params, tmp_path)
     board = ChampionBoard(config)  # ColorizerHost.status() hands its last_error to /models
     with caplog.at_level("WARNING", logger="sketch2fashion.serving"):
         board.poll()
@@ -356,12 +358,13 @@ def test_a_failing_registry_poll_shows_no_path_uri_or_exception_text(tmp_path, c
     assert str(tmp_path) in caplog.text or "sqlite" in caplog.text.lower()  # the log keeps the details
 
 
-def test_a_missing_catalog_index_error_names_the_fix_not_the_path(tmp_path, caplog):
+def test_a_missing_catalog_index_error_names_the_fix_not_the_path(tmp_path, caplog, project_root):
     from sketch2fashion.serving.catalog import NO_INDEX, CatalogHolder
 
     (tmp_path / "params.yaml").write_text(
         "categories: [top]\ncatalog: {store: data/catalog/catalog.sqlite, index: data/catalog/index, url: ''}\n")
-    config = ServingConfig.from_params({"categories": ["top"], "serving": {"poll_seconds": 3600}}, tmp_path)
+    params = {**repo_params(project_root, poll_seconds=3600), "categories": ["top"]}
+    config = ServingConfig.from_params(params, tmp_path)
     with caplog.at_level("WARNING", logger="sketch2fashion.serving"):
         holder = CatalogHolder(config)
     try:

@@ -138,6 +138,7 @@ class ModelInfo:
     source: str | None
     loaded_at: float | None
     compiled: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> ModelInfo:
@@ -151,6 +152,8 @@ class ModelsStatus:
     ready: bool
     poll_seconds: float
     last_poll_error: str | None
+    classifier: dict[str, Any] | None = None
+    encoder: dict[str, Any] | None = None
 
 
 # --- retries -------------------------------------------------------------------------------------
@@ -262,7 +265,8 @@ def _models(response: httpx.Response) -> ModelsStatus:
     body = _json(response)
     return ModelsStatus(models=[ModelInfo.from_json(row) for row in body["models"]], source=body["source"],
                         ready=body["ready"], poll_seconds=body["poll_seconds"],
-                        last_poll_error=body.get("last_poll_error"))
+                        last_poll_error=body.get("last_poll_error"), classifier=body.get("classifier"),
+                        encoder=body.get("encoder"))
 
 
 def _json(response: httpx.Response) -> Any:

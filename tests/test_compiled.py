@@ -8,7 +8,7 @@ import torch
 import torch._inductor.config as inductor_config
 
 from sketch2fashion.registry.compiled import compile_generator, plan_chunks, wants_compile
-from sketch2fashion.models.networks import UNetGenerator, init_weights
+from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS, UNetGenerator, init_weights
 from sketch2fashion.registry.colorizer_model import export_program
 
 SIZE = 32
@@ -18,12 +18,12 @@ CPU = torch.device("cpu")
 def exported_tiny(tmp_path, ngf: int = 4, seed: int = 0) -> tuple[UNetGenerator, torch.nn.Module]:
     torch.manual_seed(seed)
     generator = init_weights(UNetGenerator(ngf=ngf, depth=5)).eval()
-    path = export_program(generator, torch.zeros(1, 5, SIZE, SIZE), tmp_path / "g.pt2")
+    path = export_program(generator, torch.zeros(1, GENERATOR_IN_CHANNELS, SIZE, SIZE), tmp_path / "g.pt2")
     return generator, torch.export.load(str(path)).module()
 
 
 def inputs(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.from_numpy(np.random.default_rng(seed).uniform(-1, 1, (n, 5, SIZE, SIZE)).astype(np.float32))
+    return torch.from_numpy(np.random.default_rng(seed).uniform(-1, 1, (n, GENERATOR_IN_CHANNELS, SIZE, SIZE)).astype(np.float32))
 
 
 @pytest.mark.parametrize("n, costs, expected", [

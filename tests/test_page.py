@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from waiting import HANG_SECONDS
 from serving_fixtures import BentoServer, make_project, scrape, sketch_png
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,8 +264,11 @@ def test_a_category_still_training_says_so_and_an_open_outline_is_ringed(browser
     context, page = open_page(browser, training_server, viewport={"width": 1280, "height": 900})
     try:
         pants = page.locator('#category option[value="pants"]')
+        # The server is only live (no pants champion): its first /models may fail while the top champion
+        # loads and compiles on a slow CPU; the page asks again, so wait on the options, generously.
         page.wait_for_function("""() => document.querySelector('#category option[value="top"]')
-                                  && document.querySelector('#category option[value="pants"]')""")
+                                  && document.querySelector('#category option[value="pants"]')""",
+                               timeout=HANG_SECONDS * 1000)
         assert "still training: epoch 2 of 4" in pants.inner_text()
         page.select_option("#category", "pants")
         mouse_stroke(page, T_SHIRT)

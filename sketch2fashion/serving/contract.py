@@ -100,6 +100,14 @@ class ModelStatus(BaseModel):
         None, description="For a category without a champion: how far its running training has come.")
 
 
+class ServedModel(BaseModel):
+    """The classifier behind `category=auto`, or the encoder that embedded the published index."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = ModelField(description="Registry model name (sketch-classifier, catalog-encoder).")
+    version: Optional[int] = ModelField(description="Registry version; null while none is loaded.")
+
+
 class ModelsAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     models: list[ModelStatus]
@@ -107,6 +115,8 @@ class ModelsAnswer(BaseModel):
     ready: bool
     poll_seconds: float
     last_poll_error: Optional[str]
+    classifier: Optional[ServedModel] = ModelField(None, description="The sketch classifier served for auto.")
+    encoder: Optional[ServedModel] = ModelField(None, description="The catalog encoder of the served index.")
 
 
 # --- the forms ----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class Endpoints:
         self.catalog = catalog
         self.classify = classify
         self.forms: dict[str, FormSpec] = {name: op.form for name, op in operations(config).items() if op.form}
+        self._last_status: tuple[float, dict[str, Any]] | None = None
 
     # -- routes -------------------------------------------------------------------------------
     async def colorize(self, request: Request) -> Response:
@@ -123,8 +124,15 @@ class Endpoints:
     async def _models(self, request: Request, labels: dict[str, str]) -> Response:
         try:
             status = await self.colorizer.status()
+            self._last_status = (time.time(), status)
         except Exception as exc:  # noqa: BLE001
-            raise Unavailable(f"the colorizer is not answering ({type(exc).__name__})") from exc
+            # A Colorizer stalled for a moment (loading or compiling a champion on a slow CPU) must
+            # not blank the page's model list: answer what it said last, and say how old that is.
+            if self._last_status is None:
+                raise Unavailable(f"the colorizer is not answering ({type(exc).__name__})") from exc
+            said_at, last = self._last_status
+            status = {**last, "last_poll_error": f"the colorizer is not answering ({type(exc).__name__}); "
+                                                 f"this is its status of {time.time() - said_at:.0f} s ago"}
         return JSONResponse({**status, **other_models(self.config, self.classify)})
 
     async def _catalog_image(self, request: Request, labels: dict[str, str]) -> Response:

@@ -20,6 +20,8 @@
   const INK_GREY = 160;        // split_sketch: a grey-ish pixel darker than this is ink
   const MIN_INK_PIXELS = 30;
   const MODELS_POLL_MS = 10000; // while a category is still training, how often the page asks again
+  const MODELS_RETRY_MS = 3000; // after /models failed (a server still starting): ask again this soon
+  const MODELS_ERROR = "Could not load the list of garments";
   const GAP_RING = 0.035;       // radius of the ring round an open stroke end, share of the canvas
 
   const PALETTE = [
@@ -437,10 +439,13 @@
       }
       const ready = rows.find((row) => row.version != null);
       if (first && ready) select.value = ready.category;
+      if ($("error").textContent.startsWith(MODELS_ERROR)) hideError();
       clearTimeout(state.modelsTimer);
       if (rows.some((row) => row.version == null)) state.modelsTimer = setTimeout(loadCategories, MODELS_POLL_MS);
     } catch (error) {
-      showError(`Could not load the list of garments (${error.message}). You can still try "Auto-detect".`);
+      showError(`${MODELS_ERROR} (${error.message}); trying again. You can still try "Auto-detect".`);
+      clearTimeout(state.modelsTimer);
+      state.modelsTimer = setTimeout(loadCategories, MODELS_RETRY_MS);
     }
   }
 

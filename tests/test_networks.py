@@ -321,3 +321,15 @@ def test_inference_autocast_turns_autocast_on_only_for_reduced_precision() -> No
     with pytest.raises(ValueError, match="dtype must be one of"):
         with inference_autocast(cpu, "int8"):
             pass
+
+
+@pytest.mark.parametrize("cap, allowed", [("", True), ("AVX2", False), ("avx512_core", False),
+                                          ("AVX512_CORE_BF16", True), ("AVX512_CORE_AMX", True), ("ALL", True)])
+def test_a_onednn_isa_cap_below_bf16_means_fp32_like_the_laptop_it_simulates(monkeypatch, cap, allowed):
+    from sketch2fashion.models import device as device_module
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert device_module.onednn_allows_bf16() is allowed
+    monkeypatch.setattr(device_module, "cpu_capabilities", lambda: {"avx512_bf16": True})
+    expected = torch.bfloat16 if allowed and torch.backends.mkldnn.is_available() else torch.float32
+    assert device_module.resolve_dtype(torch.device("cpu"), "auto") == expected

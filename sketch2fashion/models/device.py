@@ -21,6 +21,7 @@ batches gain); pass dtype="fp32" for the lowest single-image latency on a GPU.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -69,8 +70,21 @@ def bf16_supported(device: torch.device) -> bool:
         if not torch.backends.mkldnn.is_available():  # CPU bf16 convolutions go through oneDNN
             return False
         caps = cpu_capabilities()
-        return any(bool(caps.get(feature)) for feature in NATIVE_BF16_CPU_FEATURES)
+        return any(bool(caps.get(feature)) for feature in NATIVE_BF16_CPU_FEATURES) and onednn_allows_bf16()
     return False
+
+
+BF16_ISAS = ("ALL", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+             "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2")
+"""oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still include native bf16 instructions."""
+
+
+def onednn_allows_bf16() -> bool:
+    """False when ONEDNN_MAX_CPU_ISA (or its old name DNNL_MAX_CPU_ISA) caps oneDNN below native bf16:
+    `ONEDNN_MAX_CPU_ISA=AVX2` makes any x86 machine compute like a laptop CPU, and bf16 there would
+    be emulated (slow), so `auto` picks fp32 as it would on the laptop."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return not cap or cap in BF16_ISAS
 
 
 def resolve_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> torch.dtype:

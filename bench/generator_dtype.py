@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sketch2fashion.models.device import bf16_supported, cpu_capabilities, pick_device
 from sketch2fashion.models.networks import UNetGenerator, count_parameters, init_weights, max_depth_for
+from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -163,14 +164,14 @@ def main() -> None:
     depth = args.depth if args.depth is not None else min(max_depth_for(args.size), 8)
     torch.manual_seed(0)
     model = init_weights(UNetGenerator(ngf=args.ngf, depth=depth)).to(device).eval()
-    flops = flops_per_image(model, torch.randn(1, 5, args.size, args.size, device=device))
+    flops = flops_per_image(model, torch.randn(1, GENERATOR_IN_CHANNELS, args.size, args.size, device=device))
     describe(device, model, args, depth, flops)
 
     print(f"{'mode':<9} {'batch':>5} {'passes':>6} {'img/s':>8} {'min-max img/s':>14} {'ms/img':>8} {'GFLOP/s':>8}")
     modes = [MODES[name] for name in args.modes]
     results: dict[tuple[str, int], tuple[float, float]] = {}  # (median, best) images/s
     for batch in args.batch:
-        x = torch.randn(batch, 5, args.size, args.size, device=device)
+        x = torch.randn(batch, GENERATOR_IN_CHANNELS, args.size, args.size, device=device)
         timings = bench_batch(model, x, modes, device, args.seconds, args.warmup, args.rounds)
         for name, (samples, passes, _) in timings.items():
             rate = statistics.median(samples)

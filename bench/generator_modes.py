@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -150,7 +151,7 @@ def time_modes(eager: nn.Module, pyfuncs: dict[str, object], size: int, batches:
     rows = []
     torch.manual_seed(1)
     for batch in batches:
-        x = torch.rand(batch, 5, size, size) * 2 - 1
+        x = torch.rand(batch, GENERATOR_IN_CHANNELS, size, size) * 2 - 1
         x[:, 4] = (x[:, 4] > 0.9).float()
         timings = bench_runners(runners_for(eager, pyfuncs, x, modes), batch, seconds, warmup, rounds)
         for name, (samples, passes, cores) in timings.items():
@@ -201,7 +202,7 @@ def mode_callable(name: str, eager: nn.Module | None, pyfuncs: dict[str, object]
         model = pyfuncs[name]
         return lambda x: torch.from_numpy(np.asarray(model.predict(x.contiguous().numpy())))
     mode = MODES[name]
-    net, _ = prepared(eager, torch.zeros(1, 5, 8, 8), mode)
+    net, _ = prepared(eager, torch.zeros(1, GENERATOR_IN_CHANNELS, 8, 8), mode)
     fmt = torch.channels_last if mode.channels_last else torch.contiguous_format
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     uri = f"models:/{registered_model_name(args.category)}@champion"
     pyfuncs = served_pyfuncs(uri, args.modes, args.batch)
     eager = eager_generator(champion_checkpoint(args.category), size, champion_model_config(load_pyfunc(uri, "fp32")))
-    flops = flops_per_image(eager, torch.zeros(1, 5, size, size))
+    flops = flops_per_image(eager, torch.zeros(1, GENERATOR_IN_CHANNELS, size, size))
     rows = time_modes(eager, pyfuncs, size, args.batch, args.modes, args.seconds, args.rounds, 1, flops, {})
     if args.out:
         args.out.write_text(json.dumps({"flops_per_image": flops, "rows": rows}, indent=2) + "\n")

@@ -33,12 +33,13 @@ def probe(keep: bool, threads: int, batches: list[int], repeats: int) -> dict:
     from generator_modes import random_generator
 
     from sketch2fashion.registry.colorizer_model import MEMORY_FORMAT, export_program
+    from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
     from sketch2fashion.registry.compiled import compile_generator
     from sketch2fashion.serving.allocator import keep_freed_memory
 
     said = keep_freed_memory() if keep else "glibc defaults"
     torch.set_num_threads(threads)
-    example = torch.zeros(1, 5, 256, 256)
+    example = torch.zeros(1, GENERATOR_IN_CHANNELS, 256, 256)
     with tempfile.TemporaryDirectory() as tmp:
         path = export_program(random_generator(64, 256), example, Path(tmp) / "generator.pt2")
         module = torch.export.load(str(path)).module().to(memory_format=MEMORY_FORMAT)
@@ -48,7 +49,7 @@ def probe(keep: bool, threads: int, batches: list[int], repeats: int) -> dict:
         raise RuntimeError(f"compile failed: {failure}")
     out: dict = {"malloc": said}
     for batch in batches:
-        x = torch.rand(batch, 5, 256, 256) * 2 - 1
+        x = torch.rand(batch, GENERATOR_IN_CHANNELS, 256, 256) * 2 - 1
         for _ in range(3):  # warm-up; the kept heap settles after a few calls
             runner(x)
         times, faults = [], []

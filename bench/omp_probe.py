@@ -32,13 +32,14 @@ def probe(category: str, dtype: str, threads: int, batches: list[int], repeats: 
     from generator_modes import load_pyfunc
 
     from sketch2fashion.registry.tracking import configure
+    from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
 
     configure(ROOT)
     torch.set_num_threads(threads)
     model = load_pyfunc(f"models:/colorizer-{category}@champion", dtype)
     out = {}
     for batch in batches:
-        x = (np.random.default_rng(0).random((batch, 5, 256, 256), dtype=np.float32) * 2 - 1)
+        x = (np.random.default_rng(0).random((batch, GENERATOR_IN_CHANNELS, 256, 256), dtype=np.float32) * 2 - 1)
         model.predict(x)
         times = []
         for _ in range(repeats):

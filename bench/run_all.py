@@ -51,6 +51,8 @@ from sketch2fashion.serving.allocator import keep_freed_memory  # noqa: E402
 # runs with what the served one runs with, and served / raw compares like with like.
 MALLOC = keep_freed_memory()
 
+from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS  # noqa: E402 - imports torch: after the malloc setting
+
 SECTIONS = ("machine", "generator", "ssim", "train", "serve", "search")
 CHAMPION, FULL = "champion", "full_unet"
 SSIM_TOLERANCE = 0.005
@@ -107,7 +109,7 @@ def generator_section(full_root: Path, category: str, batches: list[int], rounds
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch_threads": torch.get_num_threads(),
            "malloc": MALLOC}
     for key, spec in models.items():
-        flops = flops_per_image(spec["eager"], torch.zeros(1, 5, size, size))
+        flops = flops_per_image(spec["eager"], torch.zeros(1, GENERATOR_IN_CHANNELS, size, size))
         log(f"generator {key}: {flops / 1e9:.2f} GFLOP/image")
         rows = time_modes(spec["eager"], spec["pyfuncs"], size, batches, list(ALL_MODES), spec["seconds"], rounds,
                           1, flops, {"fp32": peaks["fp32_gflops"], "bf16": peaks["bf16_gflops"]}, log=log)
@@ -168,7 +170,7 @@ def raw_probe_for(pyfunc_model, batch: int, seconds: float = 3.0):
     from generator_dtype import time_runner
 
     rng = np.random.default_rng(1)
-    inputs = {b: rng.random((b, 5, 256, 256), dtype=np.float32) * 2 - 1 for b in {1, batch}}
+    inputs = {b: rng.random((b, GENERATOR_IN_CHANNELS, 256, 256), dtype=np.float32) * 2 - 1 for b in {1, batch}}
     for x in inputs.values():
         pyfunc_model.predict(x)
 

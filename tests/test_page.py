@@ -65,6 +65,15 @@ def training_server(tmp_path_factory):
         yield running
 
 
+@pytest.fixture(scope="module")
+def unindexed_server(tmp_path_factory):
+    """A project whose catalog has no search index yet, as while `make demo`'s second wave runs."""
+    root = tmp_path_factory.mktemp("page-unindexed")
+    project = make_project(root / "project", catalog=False)
+    with BentoServer(project, root / "bentoml-serve.log", ready_path="/livez") as running:
+        yield running
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 def canvas_point(box: dict, point: tuple[float, float]) -> tuple[float, float]:
@@ -297,6 +306,25 @@ def test_a_category_still_training_says_so_and_an_open_outline_is_ringed(browser
         screenshot(page, "open-outline-tiny.png", tmp_path)
         mouse_stroke(page, [(0.26, 0.85), (0.74, 0.85)])  # the shopper closes it: the rings go
         assert page.locator("#gap-marks circle").count() == 0 and page.locator("#gap-warning").is_hidden()
+    finally:
+        context.close()
+
+
+def test_without_a_search_index_the_page_still_draws_the_garment_and_says_why(browser, unindexed_server):
+    context, page = open_page(browser, unindexed_server, viewport={"width": 1280, "height": 900})
+    try:
+        page.wait_for_function("""() => document.querySelector('#category option[value="top"]')""",
+                               timeout=HANG_SECONDS * 1000)
+        page.select_option("#category", "top")
+        mouse_stroke(page, T_SHIRT)
+        page.get_by_role("button", name="Red", exact=True).click()
+        mouse_tap(page, RED_DOTS[0])
+        page.click("#go")
+        wait_for_result(page, timeout_ms=HANG_SECONDS * 1000)
+        assert page.locator("#error").is_hidden()
+        assert "top colorizer, model version 1" in page.locator("#model-version").inner_text().lower()
+        assert page.locator(".card").count() == 0
+        assert "no published search index yet" in page.locator("#products-empty").inner_text()
     finally:
         context.close()
 

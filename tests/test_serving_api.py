@@ -286,6 +286,14 @@ def test_monitoring_uses_only_exported_series(server):
     assert info == {("top", "1"), ("pants", "1")}
 
 
+def test_the_demo_runner_first_garment_is_a_real_page_request(server):
+    """`s2f demo` times the first garment with the page's own request (demo_run.first_garment)."""
+    from sketch2fashion.demo_run import first_garment
+
+    answer = first_garment(server.url, "top")
+    assert answer["category"] == "top" and answer["image_type"] == "image/jpeg" and answer["products"]
+
+
 # --- promotion reaches production (last: changes the serving version) -----------------------------
 
 def serving_version(server, category: str) -> int | None:
@@ -361,3 +369,4 @@ def test_promotion_during_requests_swaps_without_failures(server):
     assert info == {("top", str(new)), ("pants", "1")}
     print(f"new champion served {seen_after:.1f}s after promotion (poll {POLL_SECONDS}s), "
           f"{len(statuses)} requests, none failed ({len(retried)} answered 503 + Retry-After first: {retried[:3]})")
+

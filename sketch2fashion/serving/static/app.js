@@ -545,11 +545,40 @@
         return;
       }
       const why = body && body.error ? sentence(body.error) : `The server answered ${response.status} ${response.statusText}.`;
+      if (response.status === 503 && (await garmentAlone(blob, asked, seq, started, why))) {
+        if (!live) revealResult();
+        return;
+      }
       showError(response.status >= 500 ? `The server could not finish: ${why}` : why);
       return;
     }
     showResult(body, (performance.now() - started) / 1000);
     if (!live) revealResult();
+  }
+
+  // The search could not answer (the catalog is still being indexed while `make demo` runs, or is
+  // busy): the garment alone is still worth showing, with the reason where the products would be.
+  async function garmentAlone(blob, category, seq, started, why) {
+    const form = new FormData();
+    form.append("sketch", blob, "sketch.png");
+    form.append("category", category);
+    form.append("format", "jpeg");
+    try {
+      const response = await fetch("colorize", { method: "POST", body: form });
+      if (seq !== state.seq || !response.ok) return false;
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      let binary = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      const version = response.headers.get("X-S2F-Model-Version");
+      showResult({ image: btoa(binary), image_type: response.headers.get("Content-Type") || "image/jpeg",
+                   category: response.headers.get("X-S2F-Category") || category,
+                   model_version: version && version !== "None" ? version : null, products: [], open_ends: [] },
+                 (performance.now() - started) / 1000);
+      $("products-empty").textContent = `No products to show yet: ${why}`;
+      return true;
+    } catch (_) {
+      return false;
+    }
   }
 
   function revealResult() {

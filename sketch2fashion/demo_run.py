@@ -149,14 +149,24 @@ def first_garment(url: str, category: str, timeout: float = 300.0) -> dict:
 
 
 def cpu_name() -> str:
-    """The CPU's model name (what every timing in the README is reported beside)."""
+    """The CPU's model name, its widest vector unit, its core count and any oneDNN cap: what every
+    timing in the README is reported beside (a VM's model name alone, "AMD EPYC", says little)."""
+    name, flags = "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if line.startswith("model name") and name == "unknown":
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return "unknown"
+    isa = next((label for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"),
+                                          ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "")
+    parts = [name, isa, f"{os.cpu_count()} cores"]
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip()
+    if cap:
+        parts.append(f"ONEDNN_MAX_CPU_ISA={cap}")
+    return ", ".join(p for p in parts if p)
 
 
 def _dvc(root: Path, *args: str) -> None:

@@ -279,6 +279,8 @@ def test_a_category_still_training_says_so_and_an_open_outline_is_ringed(browser
                                   && document.querySelector('#category option[value="pants"]')""",
                                timeout=HANG_SECONDS * 1000)
         assert "still training: epoch 2 of 4" in pants.inner_text()
+        page.wait_for_function("""() => document.querySelector('#category option[value="top"]').textContent === 'Top'""",
+                               timeout=HANG_SECONDS * 1000)  # the top champion loaded (the page re-polls)
         page.select_option("#category", "pants")
         mouse_stroke(page, T_SHIRT)
         page.get_by_role("button", name="Red", exact=True).click()
@@ -313,7 +315,9 @@ def test_a_category_still_training_says_so_and_an_open_outline_is_ringed(browser
 def test_without_a_search_index_the_page_still_draws_the_garment_and_says_why(browser, unindexed_server):
     context, page = open_page(browser, unindexed_server, viewport={"width": 1280, "height": 900})
     try:
-        page.wait_for_function("""() => document.querySelector('#category option[value="top"]')""",
+        # Served only live: wait until the page lists the top champion as loaded (its plain label).
+        page.wait_for_function("""() => { const top = document.querySelector('#category option[value="top"]');
+                                          return top && top.textContent === 'Top'; }""",
                                timeout=HANG_SECONDS * 1000)
         page.select_option("#category", "top")
         mouse_stroke(page, T_SHIRT)

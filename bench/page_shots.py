@@ -44,10 +44,11 @@ def dots(page, colour: str, points) -> None:
 
 def colorize(page, category: str) -> None:
     page.select_option("#category", category)
+    before = page.eval_on_selector("#photo", "img => img.src")  # the previous drawing's photo, if any
     page.click("#go")
-    page.wait_for_function("""() => { const img = document.getElementById('photo');
-        return !img.hidden && img.complete && img.naturalWidth > 0
-               && document.getElementById('status').hidden; }""", timeout=120_000)
+    page.wait_for_function("""(before) => { const img = document.getElementById('photo');
+        return !img.hidden && img.src !== before && img.complete && img.naturalWidth > 0
+               && document.getElementById('status').hidden; }""", arg=before, timeout=120_000)
 
 
 def shoot(page, name: str) -> Path:

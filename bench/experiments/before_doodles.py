@@ -35,6 +35,7 @@ from sketch2fashion.imaging.flat_fill import prepare_fill
 from sketch2fashion.metrics import ssim
 from sketch2fashion.metrics.hint_fidelity import body_delta_e
 from sketch2fashion.models.inputs import to_generator_batch, to_images
+from sketch2fashion.registry.tracking import git_commit
 
 
 def padded(rgb: np.ndarray, size: int) -> torch.Tensor:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args(argv)
-    report: dict = {"before": str(args.before)}
+    report: dict = {"before_commit": git_commit(args.before)}  # the commit, not this machine's path
 
     mlflow.set_tracking_uri(f"sqlite:///{(args.before / 'mlflow' / 'mlflow.db').resolve()}")
     evaluated = json.loads((args.before / "reports" / "eval" / f"{args.category}.json").read_text())

@@ -24,8 +24,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sketch2fashion.models.device import bf16_supported, cpu_capabilities, pick_device
-from sketch2fashion.models.networks import UNetGenerator, count_parameters, init_weights, max_depth_for
-from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
+from sketch2fashion.models.networks import (
+    GENERATOR_IN_CHANNELS,
+    UNetGenerator,
+    count_parameters,
+    init_weights,
+    max_depth_for,
+)
 
 
 @dataclass(frozen=True)

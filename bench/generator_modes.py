@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generator_dtype import MODES, bench_runners, flops_per_image, mode_runner, precision, prepared  # noqa: E402
+
+from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EAGER_MODES = ("fp32", "bf16", "cl+fp32", "cl+bf16")

@@ -32,8 +32,8 @@ def probe(keep: bool, threads: int, batches: list[int], repeats: int) -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
     from generator_modes import random_generator
 
-    from sketch2fashion.registry.colorizer_model import MEMORY_FORMAT, export_program
     from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
+    from sketch2fashion.registry.colorizer_model import MEMORY_FORMAT, export_program
     from sketch2fashion.registry.compiled import compile_generator
     from sketch2fashion.serving.allocator import keep_freed_memory
 

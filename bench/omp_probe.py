@@ -31,8 +31,8 @@ def probe(category: str, dtype: str, threads: int, batches: list[int], repeats: 
     sys.path.insert(0, str(ROOT / "bench"))
     from generator_modes import load_pyfunc
 
-    from sketch2fashion.registry.tracking import configure
     from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
+    from sketch2fashion.registry.tracking import configure
 
     configure(ROOT)
     torch.set_num_threads(threads)

@@ -138,6 +138,14 @@ def canvas_census(page) -> dict:
     }""")
 
 
+def wait_for_champion(page, category: str, label: str) -> None:
+    """Wait until the page lists `category` with its plain label: its champion is loaded (a server
+    that is only live may still be loading it; the page asks /models again until it is)."""
+    page.wait_for_function("""([category, label]) => {
+        const option = document.querySelector(`#category option[value="${category}"]`);
+        return option && option.textContent === label; }""", arg=[category, label], timeout=HANG_SECONDS * 1000)
+
+
 def wait_for_result(page, timeout_ms: int = 30_000) -> float:
     """Seconds until the generated photo (a data: JPEG, as the page asks for) is shown and decoded."""
     started = time.perf_counter()
@@ -279,8 +287,7 @@ def test_a_category_still_training_says_so_and_an_open_outline_is_ringed(browser
                                   && document.querySelector('#category option[value="pants"]')""",
                                timeout=HANG_SECONDS * 1000)
         assert "still training: epoch 2 of 4" in pants.inner_text()
-        page.wait_for_function("""() => document.querySelector('#category option[value="top"]').textContent === 'Top'""",
-                               timeout=HANG_SECONDS * 1000)  # the top champion loaded (the page re-polls)
+        wait_for_champion(page, "top", "Top")
         page.select_option("#category", "pants")
         mouse_stroke(page, T_SHIRT)
         page.get_by_role("button", name="Red", exact=True).click()
@@ -315,10 +322,7 @@ def test_a_category_still_training_says_so_and_an_open_outline_is_ringed(browser
 def test_without_a_search_index_the_page_still_draws_the_garment_and_says_why(browser, unindexed_server):
     context, page = open_page(browser, unindexed_server, viewport={"width": 1280, "height": 900})
     try:
-        # Served only live: wait until the page lists the top champion as loaded (its plain label).
-        page.wait_for_function("""() => { const top = document.querySelector('#category option[value="top"]');
-                                          return top && top.textContent === 'Top'; }""",
-                               timeout=HANG_SECONDS * 1000)
+        wait_for_champion(page, "top", "Top")
         page.select_option("#category", "top")
         mouse_stroke(page, T_SHIRT)
         page.get_by_role("button", name="Red", exact=True).click()

@@ -311,7 +311,6 @@ def test_promotion_during_requests_swaps_without_failures(server):
     statuses: list[int] = []
     versions: list[str] = []
     stop = threading.Event()
-
     retried: list[str] = []
 
     def stream() -> None:
@@ -319,14 +318,12 @@ def test_promotion_during_requests_swaps_without_failures(server):
         Colorizer for a moment on a slow CPU) is sent again after its Retry-After."""
         with httpx.Client(timeout=60) as client:
             while not stop.is_set():
-                r = client.post(f"{server.url}/colorize", files={"sketch": sketch_file()}, data={"category": "top"})
-                for _ in range(5):
-                    if r.status_code != 503 or "retry-after" not in r.headers:
+                for attempt in range(6):  # the first try and up to 5 retries
+                    r = client.post(f"{server.url}/colorize", files={"sketch": sketch_file()}, data={"category": "top"})
+                    if r.status_code != 503 or "retry-after" not in r.headers or attempt == 5:
                         break
                     retried.append(r.json()["error"])
                     time.sleep(float(r.headers["retry-after"]))
-                    r = client.post(f"{server.url}/colorize", files={"sketch": sketch_file()},
-                                    data={"category": "top"})
                 statuses.append(r.status_code)
                 versions.append(r.headers.get("x-s2f-model-version", ""))
 
@@ -369,4 +366,3 @@ def test_promotion_during_requests_swaps_without_failures(server):
     assert info == {("top", str(new)), ("pants", "1")}
     print(f"new champion served {seen_after:.1f}s after promotion (poll {POLL_SECONDS}s), "
           f"{len(statuses)} requests, none failed ({len(retried)} answered 503 + Retry-After first: {retried[:3]})")
-

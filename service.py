@@ -85,11 +85,11 @@ class Catalog:
     @bentoml.api
     def search(self, query: CatalogQuery) -> CatalogAnswer:
         try:
-            products = self.holder.search(photo=query.photo, sketch=query.sketch, text=query.text,
-                                          category=query.category, top_k=query.top_k)
+            version, products = self.holder.search(photo=query.photo, sketch=query.sketch, text=query.text,
+                                                   category=query.category, top_k=query.top_k)
         except LookupError as exc:
             return CatalogAnswer(error=str(exc))
-        return CatalogAnswer(products=products, version=self.holder.version)
+        return CatalogAnswer(products=products, version=version)
 
     @bentoml.api
     def product_image(self, product_id: str) -> CatalogImage:

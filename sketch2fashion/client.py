@@ -124,6 +124,8 @@ class Photo:
 class ColorizeAndSearchResult:
     photo: Photo
     products: list[Product]
+    catalog_version: str | None = None
+    """The published index version that ranked the products."""
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,7 @@ def _products(rows: list[dict[str, Any]]) -> list[Product]:
 def _colorize_and_search(response: httpx.Response) -> ColorizeAndSearchResult:
     body = _json(response)
     photo = Photo(base64.b64decode(body["image"]), body["image_type"], body["category"], body["model_version"])
-    return ColorizeAndSearchResult(photo, _products(body["products"]))
+    return ColorizeAndSearchResult(photo, _products(body["products"]), body.get("catalog_version"))
 
 
 def _models(response: httpx.Response) -> ModelsStatus:

@@ -411,6 +411,7 @@ def test_client_every_method_typed(server, tmp_path):
         both = api.colorize_and_search(sketch_png(), "pants", text="trousers", top_k=2)
         assert both.photo.array().shape == (64, 64, 3) and both.photo.model_version == 1
         assert 1 <= len(both.products) <= 2 and all(p.category == "pants" for p in both.products)
+        assert both.catalog_version  # names the index version that ranked
 
         status = api.models()
         assert status.ready is True and {m.category: m.version for m in status.models} == {"top": 1, "pants": 1}

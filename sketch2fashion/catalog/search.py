@@ -323,7 +323,10 @@ class Catalog:
     # -- queries ----------------------------------------------------------------------------------
     def encode(self, *, photo: np.ndarray | None = None, sketch: np.ndarray | None = None) -> QueryParts:
         """Embeddings and colour descriptors of the query images (uint8 RGB, any size)."""
-        snap = self._current()
+        return self._encode(self._current(), photo=photo, sketch=sketch)
+
+    @staticmethod
+    def _encode(snap: _Snapshot, *, photo: np.ndarray | None, sketch: np.ndarray | None) -> QueryParts:
         images = [img for img in (sketch, photo) if img is not None]
         embeddings = embed_images(snap.encoder, images) if images else np.zeros((0, snap.layout.embedding_dim))
         bins = snap.layout.colour_bins
@@ -339,17 +342,30 @@ class Catalog:
                brand: str | None = None, price_min: float | None = None, price_max: float | None = None,
                weights: Mapping[str, float] | None = None) -> list[ProductHit]:
         """Products most like the generated photo / drawing / words, best first (at most top_k)."""
-        parts = self.encode(photo=photo, sketch=sketch)
-        return self.search_parts(parts, text=text, category=category, top_k=top_k, brand=brand,
-                                 price_min=price_min, price_max=price_max, weights=weights)
+        return self.search_versioned(photo=photo, sketch=sketch, text=text, category=category, top_k=top_k,
+                                     brand=brand, price_min=price_min, price_max=price_max, weights=weights)[1]
+
+    def search_versioned(self, *, photo: np.ndarray | None = None, sketch: np.ndarray | None = None,
+                         **query: Any) -> tuple[str, list[ProductHit]]:
+        """`search`, and the index version that answered: one snapshot encodes, ranks and names
+        the cards, so an answer never mixes two versions while `refresh()` swaps them."""
+        snap = self._current()
+        parts = self._encode(snap, photo=photo, sketch=sketch)
+        return snap.version, self._search_parts(snap, parts, **query)
 
     def search_parts(self, parts: QueryParts, *, text: str | None = None, category: str | None = None,
                      top_k: int = 10, brand: str | None = None, price_min: float | None = None,
                      price_max: float | None = None, weights: Mapping[str, float] | None = None) -> list[ProductHit]:
         """`search` for already encoded images (the evaluation encodes once, queries per signal mix)."""
+        return self._search_parts(self._current(), parts, text=text, category=category, top_k=top_k, brand=brand,
+                                  price_min=price_min, price_max=price_max, weights=weights)
+
+    def _search_parts(self, snap: _Snapshot, parts: QueryParts, *, text: str | None = None,
+                      category: str | None = None, top_k: int = 10, brand: str | None = None,
+                      price_min: float | None = None, price_max: float | None = None,
+                      weights: Mapping[str, float] | None = None) -> list[ProductHit]:
         if top_k <= 0:
             return []
-        snap = self._current()
         weights = {**self.settings.weights, **(weights or {})}
         text = (text or "").strip()
         use_text = bool(text) and any(weights.get(s, 0.0) for s in TEXT_SIGNALS)

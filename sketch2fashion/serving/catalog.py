@@ -44,12 +44,14 @@ class CatalogHolder:
         return self._catalog.version if self._catalog is not None else None
 
     def search(self, *, photo: np.ndarray | None, sketch: np.ndarray | None, text: str | None,
-               category: str | None, top_k: int) -> list[dict[str, Any]]:
+               category: str | None, top_k: int) -> tuple[str, list[dict[str, Any]]]:
+        """(the index version that answered, its product cards): one version, also mid-refresh."""
         catalog = self._catalog
         if catalog is None:
             raise LookupError(self.error or NO_INDEX)
-        hits = catalog.search(photo=photo, sketch=sketch, text=text, category=category, top_k=top_k)
-        return [hit.to_dict() for hit in hits]
+        version, hits = catalog.search_versioned(photo=photo, sketch=sketch, text=text, category=category,
+                                                 top_k=top_k)
+        return version, [hit.to_dict() for hit in hits]
 
     def image(self, product_id: str) -> tuple[bytes, str]:
         """The cached photo the product's card names (`image_path`), and its media type.

@@ -58,6 +58,9 @@ class Product(BaseModel):
 class SearchAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     products: list[Product]
+    catalog_version: Optional[str] = ModelField(
+        description="The published index version that ranked these products (one version per answer, also "
+                    "while a new one is being swapped in).")
 
 
 class ColorizeAndSearchAnswer(BaseModel):
@@ -67,6 +70,9 @@ class ColorizeAndSearchAnswer(BaseModel):
     category: str = ModelField(description="The category drawn (the classifier's answer for `auto`).")
     model_version: Optional[int] = ModelField(description="Registry version of the colorizer that drew it.")
     products: list[Product]
+    catalog_version: Optional[str] = ModelField(
+        description="The published index version that ranked these products (one version per answer, also "
+                    "while a new one is being swapped in).")
     open_ends: list[list[float]] = ModelField(
         description="Stroke ends [x, y] (fractions of the square-padded drawing) where the outline is still "
                     "open and the colour would run out: where the page asks the shopper to close it. Empty "

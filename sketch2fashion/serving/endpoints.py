@@ -24,7 +24,7 @@ from sketch2fashion.serving import metrics
 from sketch2fashion.serving.auto_category import NO_CLASSIFIER, Classify
 from sketch2fashion.serving.config import AUTO_CATEGORY, PHOTO_FORMATS, PHOTO_MEDIA_TYPES, ServingConfig
 from sketch2fashion.serving.contract import RETRY_STATUSES, FormSpec, operations
-from sketch2fashion.serving.io_types import CatalogQuery, ColorizeJob
+from sketch2fashion.serving.io_types import CatalogAnswer, CatalogQuery, ColorizeJob
 from sketch2fashion.serving.model_status import other_models
 from sketch2fashion.serving.requests import (
     BadRequest, Form, decode_image, parse_category, parse_photo_format, parse_text, parse_top_k, read_form,
@@ -99,9 +99,9 @@ class Endpoints:
         if "sketch" in form.files:
             prepared = await self._prepare(form.files["sketch"])
             drawing = fit_within(prepared.drawing, SEARCH_DRAWING_SIDE)
-        products = await self._find("search", photo=photo, sketch=drawing, text=text,
-                                    category=category, top_k=top_k)
-        return JSONResponse({"products": products})
+        answer = await self._find("search", photo=photo, sketch=drawing, text=text,
+                                  category=category, top_k=top_k)
+        return JSONResponse({"products": answer.products, "catalog_version": answer.version})
 
     async def _colorize_and_search(self, request: Request, labels: dict[str, str]) -> Response:
         form = await self._read_form(request, "colorize_and_search")
@@ -114,11 +114,12 @@ class Endpoints:
         category = labels["category"] = await self._resolve_category(category, prepared)
         image, version = await self._generate(prepared, category)
         photo = await self._encode(image, fmt)
-        products = await self._find("colorize_and_search", photo=image,
+        answer = await self._find("colorize_and_search", photo=image,
                                     sketch=fit_within(prepared.drawing, SEARCH_DRAWING_SIDE),
                                     text=text, category=category, top_k=top_k)
         return JSONResponse({"image": base64.b64encode(photo).decode("ascii"), "image_type": PHOTO_MEDIA_TYPES[fmt],
-                             "category": category, "model_version": version, "products": products,
+                             "category": category, "model_version": version, "products": answer.products,
+                             "catalog_version": answer.version,
                              "open_ends": np.round(prepared.open_ends, 4).tolist()})
 
     async def _models(self, request: Request, labels: dict[str, str]) -> Response:
@@ -192,7 +193,7 @@ class Endpoints:
             raise Unavailable(result.error or "the colorizer returned no image")
         return np.asarray(result.image, dtype=np.uint8), result.version
 
-    async def _find(self, endpoint: str, **query: Any) -> list[dict[str, Any]]:
+    async def _find(self, endpoint: str, **query: Any) -> CatalogAnswer:
         started = time.perf_counter()
         try:
             answer = await self.catalog.to_async.search(CatalogQuery(**query))
@@ -201,7 +202,7 @@ class Endpoints:
         metrics.observe_search(endpoint, time.perf_counter() - started)
         if answer.error:
             raise Unavailable(answer.error)
-        return answer.products
+        return answer
 
     # -- error handling and counting ----------------------------------------------------------
     async def _guard(self, endpoint: str, request: Request,

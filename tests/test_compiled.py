@@ -1,13 +1,16 @@
-"""torch.compile'd generator (registry/compiled.py): the bucket planner, real Inductor compiles of a
-tiny exported U-Net, and the fallback when the compiler cannot run."""
+"""The compiled generator (registry/compiled.py, registry/aot_compile.py): the bucket planner, real
+AOTInductor packages of a tiny exported U-Net built by the compiler process and cached, and the
+failure when the compiler cannot run."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch._inductor.config as inductor_config
 
-from sketch2fashion.registry.compiled import compile_generator, plan_chunks, wants_compile
+from sketch2fashion.registry.aot_compile import CompileFailed, ensure_packages
+from sketch2fashion.registry.compiled import load_compiled_generator, plan_chunks, wants_compile
 from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS, UNetGenerator, init_weights
 from sketch2fashion.registry.colorizer_model import export_program
 
@@ -15,11 +18,15 @@ SIZE = 32
 CPU = torch.device("cpu")
 
 
-def exported_tiny(tmp_path, ngf: int = 4, seed: int = 0) -> tuple[UNetGenerator, torch.nn.Module]:
+def exported_tiny(tmp_path, ngf: int = 4, seed: int = 0) -> tuple[UNetGenerator, Path]:
     torch.manual_seed(seed)
     generator = init_weights(UNetGenerator(ngf=ngf, depth=5)).eval()
-    path = export_program(generator, torch.zeros(1, GENERATOR_IN_CHANNELS, SIZE, SIZE), tmp_path / "g.pt2")
-    return generator, torch.export.load(str(path)).module()
+    return generator, export_program(generator, torch.zeros(1, GENERATOR_IN_CHANNELS, SIZE, SIZE), tmp_path / "g.pt2")
+
+
+def packages(path: Path, cache: Path, batch_sizes: list[int], dtype: torch.dtype = torch.float32) -> dict[int, Path]:
+    return ensure_packages(path, batch_sizes=batch_sizes, dtype=dtype, device=CPU, image_size=SIZE,
+                           in_channels=GENERATOR_IN_CHANNELS, cache=cache)
 
 
 def inputs(n: int, seed: int = 0) -> torch.Tensor:
@@ -68,10 +75,10 @@ def test_wants_compile_settings():
 
 @pytest.mark.slow
 def test_compiled_generator_matches_eager_at_every_batch_size_and_repeats_exactly(tmp_path):
-    generator, module = exported_tiny(tmp_path)
-    runner, failure = compile_generator(module, device=CPU, dtype=torch.float32, example=inputs(1),
-                                        batch_sizes=[1, 4])
-    assert runner is not None, failure
+    generator, path = exported_tiny(tmp_path)
+    built = packages(path, tmp_path / "cache", [1, 4])
+    stamps = {size: p.stat().st_mtime_ns for size, p in built.items()}
+    runner = load_compiled_generator(built, CPU, inputs(1))
     assert runner.batch_sizes == [1, 4] and all(cost > 0 for cost in runner.costs.values())
     x = inputs(7, seed=1)
     with torch.no_grad():
@@ -81,12 +88,16 @@ def test_compiled_generator_matches_eager_at_every_batch_size_and_repeats_exactl
         assert got.shape == (n, 3, SIZE, SIZE)
         np.testing.assert_allclose(got.numpy(), expected[:n].numpy(), atol=1e-4)
     np.testing.assert_array_equal(runner(x).numpy(), runner(x).numpy())
+    again = packages(path, tmp_path / "cache", [4, 1])  # the same machine asks again: nothing is rebuilt
+    assert again == built and {size: p.stat().st_mtime_ns for size, p in again.items()} == stamps
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(p.name for p in built.values())
 
 
 @pytest.mark.slow
-def test_a_failing_compiler_gives_no_runner_and_the_reason(tmp_path):
-    _, module = exported_tiny(tmp_path, ngf=5, seed=1)  # a graph no earlier test compiled
-    with inductor_config.patch({"cpp.cxx": ("/nonexistent/c++",), "fx_graph_cache": False}):
-        runner, failure = compile_generator(module, device=CPU, dtype=torch.float32, example=inputs(1),
-                                            batch_sizes=[3])
-    assert runner is None and failure
+def test_a_failing_compiler_raises_with_its_reason_and_leaves_no_package(tmp_path, monkeypatch):
+    _, path = exported_tiny(tmp_path, ngf=5, seed=1)
+    monkeypatch.setenv("CXX", "/nonexistent/c++")  # read by Inductor in the compiler process
+    monkeypatch.setenv("TORCHINDUCTOR_FX_GRAPH_CACHE", "0")
+    with pytest.raises(CompileFailed, match="exited with"):
+        packages(path, tmp_path / "cache", [3])
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

@@ -361,7 +361,7 @@ def test_promotion_during_requests_swaps_without_failures(server):
     after = scrape(server.url)
     assert swaps(after, "refused") == 1
     assert outcome_count(after, "error") == 0 and outcome_count(after, "unavailable") == \
-        outcome_count(before, "unavailable")
+        outcome_count(before, "unavailable"), f"503s answered during the refusal: {retried}\n{server.log_tail()}"
     info = {(labels["category"], labels["version"]) for labels, v in after["s2f_model_info"] if v == 1}
     assert info == {("top", str(new)), ("pants", "1")}
     print(f"new champion served {seen_after:.1f}s after promotion (poll {POLL_SECONDS}s), "

@@ -310,9 +310,11 @@ def test_auto_category_follows_the_classifier_champion_and_refuses_bad_ones(tmp_
 
 
 @pytest.mark.slow
-def test_a_broken_candidate_is_refused_before_any_compile(tmp_path, monkeypatch):
+def test_a_broken_candidate_is_refused_before_any_compile_and_a_good_one_is_compiled_before_it_serves(
+        tmp_path, monkeypatch):
     """The probe runs on the uncompiled model first: a NaN candidate costs one load, never a
-    torch.compile (which takes minutes on a slow CPU while the refusal waits)."""
+    compile (minutes on a slow CPU while the refusal waits). A first champion serves at once and is
+    compiled behind; a replacement is compiled while the old champion still serves."""
     import dataclasses
 
     from mlflow_sandbox import isolated_mlflow
@@ -325,8 +327,12 @@ def test_a_broken_candidate_is_refused_before_any_compile(tmp_path, monkeypatch)
     asked: list[str] = []
     compile_for_real = ColorizerModel.compile
 
+    top_while_compiling: list[int | None] = []
+
     def recording_compile(self, setting, batch_sizes):
         asked.append(setting)
+        if setting == "on":
+            top_while_compiling.append(board.champions["top"].version if "top" in board.champions else None)
         return compile_for_real(self, "off", batch_sizes)  # records the request; compiling is not under test
 
     monkeypatch.setattr(ColorizerModel, "compile", recording_compile)
@@ -338,8 +344,13 @@ def test_a_broken_candidate_is_refused_before_any_compile(tmp_path, monkeypatch)
         broken = add_version(project.root, "top", seed=9, ssim=0.9, broken=True)
         promote_version(project.root, "top", broken)
         assert board.sync() == []
-    assert "on" not in asked[4:]  # the broken one was loaded uncompiled and refused: no compile asked
-    assert board.champions["top"].version == 1
+        assert "on" not in asked[4:]  # the broken one was loaded uncompiled and refused: no compile asked
+        assert board.champions["top"].version == 1
+        good = add_version(project.root, "top", seed=10, ssim=0.9)
+        promote_version(project.root, "top", good)
+        assert board.sync() == ["top"]
+    assert asked[-2:] == ["off", "on"] and top_while_compiling[-1] == 1  # v1 served while v3 compiled
+    assert board.champions["top"].version == good
 
 
 def test_a_failing_registry_poll_shows_no_path_uri_or_exception_text(tmp_path, caplog, project_root):

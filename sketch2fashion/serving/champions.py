@@ -4,16 +4,20 @@ A `ChampionBoard` holds one loaded model per category in an immutable mapping th
 as a whole, so a batch reads one consistent set of models while a swap happens beside it. A
 background thread asks the registry every `poll_seconds` which version holds the `champion`
 alias; a new version is loaded and must colorize a fixed probe sketch (right shape, finite
-values) before it replaces the old one. The probe runs on the uncompiled model, so a broken
-version is refused as soon as it loads, and a good one serves at once, uncompiled: the first
-garment never waits for torch.compile (minutes on a slow CPU). Then it is compiled in place in
-the background and probed again; a compiled graph that fails keeps the eager one serving. A
-version that fails to load or probe is refused: logged, counted in
-`s2f_model_swaps_total{outcome="refused"}`, and the old model keeps serving. A model
-that loaded but failed the probe is not retried until the alias moves again (it would fail the
-same way); one that could not be loaded at all (an artifact missing, truncated, unreadable for a
-moment) is retried with backoff, poll_seconds doubling per failure up to RETRY_CAP_SECONDS, so a
-repaired artifact is picked up by itself and /readyz turns true without a new promotion.
+values) on its uncompiled form, so a broken version is refused as soon as it loads.
+
+Compiling (registry/aot_compile.py) happens in a separate low-priority process; this one only
+loads the result. When a category has no champion yet, the new one serves at once, uncompiled,
+and is compiled behind it: the first garment never waits for the compiler (minutes on a slow
+CPU). When it replaces a champion, it is compiled and probed compiled first while the old one
+keeps serving, then swapped in: shoppers never meet a slower model after a promotion. A compiled
+graph that fails the probe is dropped and the eager one serves. A version that fails to load or
+probe is refused: logged, counted in `s2f_model_swaps_total{outcome="refused"}`, and the old
+model keeps serving. A model that loaded but failed the probe is not retried until the alias
+moves again (it would fail the same way); one that could not be loaded at all (an artifact
+missing, truncated, unreadable for a moment) is retried with backoff, poll_seconds doubling per
+failure up to RETRY_CAP_SECONDS, so a repaired artifact is picked up by itself and /readyz turns
+true without a new promotion.
 
 Models come from the MLflow registry, or, in a built Bento without a registry, from the BentoML
 model store (`bento_models`); `model_source: auto` picks the registry when one is configured.
@@ -74,7 +78,7 @@ class Champion:
 
 
 def compile_status(model: Any) -> dict[str, Any] | None:
-    """What ColorizerModel says about its torch.compile (None for other pyfunc models)."""
+    """What ColorizerModel says about its compiled form (None for other pyfunc models)."""
     unwrap = getattr(model, "unwrap_python_model", None)
     try:
         status = getattr(unwrap(), "compiled", None) if unwrap else None
@@ -84,7 +88,7 @@ def compile_status(model: Any) -> dict[str, Any] | None:
 
 
 def compile_model(model: Any, setting: str, batch_sizes: list[int]) -> bool:
-    """torch.compile a loaded ColorizerModel in place (serving.compile); False when nothing was
+    """Compile a loaded ColorizerModel in place (serving.compile); False when nothing was
     compiled: compile off, no compiler, a TorchScript version, or another kind of pyfunc model."""
     unwrap = getattr(model, "unwrap_python_model", None)
     try:
@@ -115,6 +119,15 @@ def mark_compiling(model: Any) -> None:
         return
     if isinstance(getattr(python_model, "compiled", None), dict):
         python_model.compiled = {"compiled": False, "why": "compiling in the background; serving uncompiled meanwhile"}
+
+
+def lower_this_thread_priority(niceness: int = 19) -> None:
+    """Give the calling thread (and the threads and processes it starts: torch's OpenMP team for a
+    probe, the compiler process) the lowest CPU priority, where the OS has per-thread nice (Linux)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run at normal priority
+        log.debug("could not lower the champion poller's priority: %s", exc)
 
 
 def resolve_source(config: ServingConfig) -> str:
@@ -202,6 +215,7 @@ class ChampionBoard:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        lower_this_thread_priority()  # loading and probing a candidate must not slow the batches served
         while not self._stop.is_set():
             self.poll()
             if self.source == BUNDLED and self.ready():
@@ -219,12 +233,14 @@ class ChampionBoard:
             log.warning("champion poll failed (serving models unchanged): %s: %s", type(exc).__name__, exc)
 
     def sync(self) -> list[str]:
-        """One poll: load and install every champion that differs from the one serving.
+        """One poll: load and install every champion that differs from the one serving (compiled
+        first when it replaces one; compiled after installing when the category had none).
 
         Returns the categories whose model changed.
         """
         rows = self._registry_rows() if self.source == REGISTRY else self._bundled_rows()
-        changed = []
+        changed: list[str] = []
+        first: list[Champion] = []
         for row in rows:
             category, version = row["category"], row["version"]
             current = self._champions.get(category)
@@ -256,24 +272,27 @@ class ChampionBoard:
                 continue
             self._refused.pop(category, None)
             self._retries.pop(category, None)
+            if current is not None:
+                self._compile(champion)  # the old champion serves until the new one is as fast
+            else:
+                first.append(champion)
             self._install(champion)
             changed.append(category)
         self.last_sync = time.time()
-        for category in changed:  # every new champion already serves; now make each fast
-            self._compile(category)
+        for champion in first:  # already serving uncompiled; now make each fast
+            self._compile(champion)
         return changed
 
-    def _compile(self, category: str) -> None:
-        """torch.compile a champion that already serves uncompiled, in place (the runner swap is
-        one attribute assignment; calls in flight finish on the eager one). A compiled graph that
-        fails the probe is dropped and the eager one keeps serving."""
-        champion = self._champions.get(category)
-        if champion is None or self.config.compile == "off":
+    def _compile(self, champion: Champion) -> None:
+        """Compile a champion in place (the runner swap is one attribute assignment; calls in
+        flight finish on the eager one). A compiled graph that fails the probe is dropped and the
+        eager one serves."""
+        if self.config.compile == "off":
             return
         try:
             compiled = compile_model(champion.model, self.config.compile, list(self.config.compile_batch_sizes))
         except ModelRefused as exc:
-            log.error("%s version %s serves uncompiled: %s", category, champion.version, exc)
+            log.error("%s version %s serves uncompiled: %s", champion.category, champion.version, exc)
             return
         if not compiled:
             return
@@ -281,10 +300,10 @@ class ChampionBoard:
             probe(champion.model, self.config.image_size)
         except ModelRefused as exc:
             uncompile_model(champion.model, f"compiled graph failed the probe: {exc}")
-            log.error("%s version %s: the compiled graph failed the probe; serving uncompiled", category,
+            log.error("%s version %s: the compiled graph failed the probe; serving uncompiled", champion.category,
                       champion.version)
             return
-        log.info("%s version %s now serves compiled", category, champion.version)
+        log.info("%s version %s now serves compiled", champion.category, champion.version)
 
     def _install(self, champion: Champion) -> None:
         with self._write:

@@ -30,7 +30,7 @@ FAULTS = {
         "Colorizer worker killed (SIGKILL) under 8 streaming clients",
     "tests/test_serving_units.py::test_a_champion_that_cannot_load_is_retried_with_backoff_while_the_others_serve":
         "champion artifact truncated at start-up, repaired later",
-    "tests/test_serving_units.py::test_a_broken_candidate_is_refused_before_any_compile":
+    "tests/test_serving_units.py::test_a_broken_candidate_is_refused_before_any_compile_and_a_good_one_is_compiled_before_it_serves":
         "broken (NaN) champion promoted",
     "tests/test_serving_units.py::test_a_failing_registry_poll_shows_no_path_uri_or_exception_text":
         "registry database corrupt",
@@ -40,6 +40,14 @@ FAULTS = {
         "image server dripping, slow redirect chain, DNS never answering",
     "tests/test_feed_security.py::test_a_second_ingest_fails_with_one_line_and_downloads_hold_no_write_lock":
         "second catalog ingest while one downloads",
+    "tests/test_disk_full.py::test_disk_full_while_publishing_an_index_version_keeps_the_old_one_served":
+        "disk full while publishing an index version",
+    "tests/test_disk_full.py::test_disk_full_while_saving_a_checkpoint_keeps_the_last_whole_one":
+        "disk full while saving a training checkpoint",
+    "tests/test_swaps_under_load.py::test_a_promotion_under_8_streaming_clients_answers_every_request_from_one_version":
+        "champion promoted (compile included) under 8 streaming clients",
+    "tests/test_swaps_under_load.py::test_a_catalog_refresh_under_8_streaming_clients_answers_every_search_from_one_version":
+        "catalog index version published under 8 streaming clients",
 }
 
 
@@ -52,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         env = {**os.environ, "S2F_RELIABILITY": "1", "S2F_FUZZ_EXAMPLES": str(args.examples),
                "S2F_FUZZ_OUT": str(work / "fuzz.json"),
-               "S2F_UPLOAD_MEMORY_OUT": str(work / "upload_memory.json"), "PYTHONPATH": str(ROOT)}
+               "S2F_UPLOAD_MEMORY_OUT": str(work / "upload_memory.json"), "S2F_SWAP_OUT": str(work / "swap.json"),
+               "PYTHONPATH": str(ROOT)}
         started = time.monotonic()
         tests = BAD_INPUT_TESTS + [node for node in FAULTS if not node.startswith(tuple(BAD_INPUT_TESTS))]
         rc = subprocess.call([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-s",
@@ -71,6 +80,7 @@ def summarise(work: Path, examples: int, minutes: float) -> dict:
     fuzz = read_json(work / "fuzz.json") or {}
     memory = read_json(work / "upload_memory.json") or {}
     kill = read_json(work / "colorizer_kill.json") or {}
+    swap = read_json(work / "swap.json") or {}
     fuzz_total = sum(n for counts in fuzz.values() for n in counts.values())
     fuzz_5xx = sum(n for counts in fuzz.values() for status, n in counts.items() if int(status) >= 500)
     feed_cases = sum(1 for node, passed in outcomes.items() if node.startswith("tests/test_feed_security.py"))
@@ -89,6 +99,7 @@ def summarise(work: Path, examples: int, minutes: float) -> dict:
         "faults": faults,
         "requests_lost": kill.get("lost"),
         "load": {k: kill.get(k) for k in ("clients", "rate_per_s", "requests", "non_200", "outage_s")},
+        "promotion_under_load": swap,
         "upload_peak_rss_mb": max(uploads.values()) if uploads else None,
         "upload_peak_rss_mb_by_case": uploads,
         "concurrent_uploads": memory.get("concurrent_uploads"),
@@ -116,7 +127,7 @@ def read_json(path: Path) -> dict | None:
 
 
 def write_readme(path: Path, r: dict) -> None:
-    load = r["load"]
+    load, swap = r["load"], r.get("promotion_under_load") or {}
     lines = [
         "# Reliability report",
         "",
@@ -131,6 +142,9 @@ def write_readme(path: Path, r: dict) -> None:
         f"| faults injected / survived | {r['faults_injected']} / {r['faults_survived']} |",
         f"| load held while the Colorizer was killed | {load.get('clients')} clients, {load.get('rate_per_s')} req/s, "
         f"{load.get('requests')} requests, {load.get('non_200')} answered 503, outage {load.get('outage_s')} s |",
+        f"| promotion under load (swap with compile) | {swap.get('clients')} clients, {swap.get('requests')} requests, "
+        f"{swap.get('non_200')} not 200; swap took {swap.get('swap_seconds')} s; p99 {swap.get('p99_before_ms')} ms "
+        f"before, {swap.get('p99_during_ms')} ms during ({swap.get('p99_ratio')}x; target <= 2x) |",
         f"| requests lost | {r['requests_lost']} |",
         f"| peak RSS one worst-case upload adds to the API process | {r['upload_peak_rss_mb']} MB |",
         f"| ... {r['concurrent_uploads']} worst-case uploads at once | {r['concurrent_upload_peak_rss_mb']} MB |",

@@ -70,7 +70,7 @@ SCHEMA: dict[str, Any] = {
     "classifier": {k: LEAF for k in ("image_size", "load_size", "width", "blocks", "dim", "epochs", "batch_size",
                                      "lr", "weight_decay", "doodle_share", "seed", "threads")},
     "serving": {**{k: LEAF for k in ("model_source", "colorizer", "poll_seconds", "device", "dtype", "compile",
-                                     "compile_batch_sizes", "compile_cache", "threads", "keep_freed_memory", "png_compression",
+                                     "compile_batch_sizes", "threads", "keep_freed_memory", "png_compression",
                                      "photo_format", "jpeg_quality", "omp_wait_policy")},
                 "batching": {"max_batch_size": LEAF, "max_latency_ms": LEAF},
                 "traffic": {k: LEAF for k in ("timeout", "max_concurrency", "retry_after", "session_max_requests",

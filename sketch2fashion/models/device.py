@@ -105,12 +105,18 @@ def inference_autocast(device: torch.device, dtype: str | torch.dtype = "auto") 
 
     fp32 means no autocast at all. Outputs under autocast may be bf16: convert with
     `models.inputs.to_image`, which casts to float32 before quantising.
+
+    Autocast's cast cache is off: it only caches casts of trainable weights (none here: inference
+    needs no gradients), and with it on, a thread running the generator under autocast while
+    another thread compiled one under autocast deadlocked (torch 2.13, 2026-12-07: the serving
+    thread stuck in autocast's exit, the compiling one in fake-tensor tracing, neither moving for
+    the 6.7 minutes the run was given; with the cache off the same compile finished in 24 s).
     """
     resolved = resolve_dtype(device, dtype)
     if resolved == torch.float32:
         yield resolved
         return
-    with torch.autocast(device_type=device.type, dtype=resolved):
+    with torch.autocast(device_type=device.type, dtype=resolved, cache_enabled=False):
         yield resolved
 
 

@@ -13,12 +13,11 @@ At load time the wrapper reads keys from MLflow's `model_config`, overridable wi
 `load_model(uri, model_config={"dtype": "fp32"})` or `MLFLOW_PYFUNC_INFERENCE_CONFIG`:
 `device` ("auto" = CUDA when present, else CPU), `dtype` ("auto" = bf16 where the hardware
 computes it natively, else fp32; see models/device.py), `compile` ("off" by default; "auto" /
-"on" = run AOTInductor packages for the `batch_sizes` listed, built by a separate low-priority
-process and cached in `compile_cache` (registry/aot_compile.py, registry/compiled.py): serving
+"on" = torch.compile at load for the `batch_sizes` listed, see registry/compiled.py: serving
 turns it on, one-off scoring leaves it off because compiling takes tens of seconds).
 
 Versions exported before torch.export (a frozen TorchScript `generator.pt`) still load and
-serve, uncompiled: TorchScript cannot go through Inductor.
+serve, uncompiled: TorchScript cannot go through torch.compile.
 """
 from __future__ import annotations
 
@@ -27,7 +26,6 @@ import copy
 import json
 import logging
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -43,8 +41,7 @@ from torch import nn
 
 from sketch2fashion.imaging.flat_fill import prepare_drawing
 from sketch2fashion.imaging.io import decode_rgb, encode_png
-from sketch2fashion.registry.aot_compile import CompileFailed, cache_dir, ensure_packages
-from sketch2fashion.registry.compiled import DEFAULT_BATCH_SIZES, load_compiled_generator, wants_compile
+from sketch2fashion.registry.compiled import DEFAULT_BATCH_SIZES, compile_generator, wants_compile
 from sketch2fashion.models.device import inference_autocast, pick_device, resolve_dtype
 from sketch2fashion.models.inputs import to_generator_batch, to_images
 from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS, IMAGE_CHANNELS, count_parameters
@@ -57,8 +54,7 @@ GENERATOR_FILE = "generator.pt2"
 LEGACY_TORCHSCRIPT_SUFFIX = ".pt"
 CONFIG_FILE = "colorizer.json"
 EXPORT_FORMAT = "torch-export"
-DEFAULT_LOAD_CONFIG = {"device": "auto", "dtype": "auto", "compile": "off", "batch_sizes": list(DEFAULT_BATCH_SIZES),
-                       "compile_cache": None}
+DEFAULT_LOAD_CONFIG = {"device": "auto", "dtype": "auto", "compile": "off", "batch_sizes": list(DEFAULT_BATCH_SIZES)}
 MAX_EXPORT_BATCH = 4096
 # Inputs and weights are channels-last: measured on the 256 px U-Net (2 CPU cores), the frozen
 # channels-last export ran fp32 in 53 ms vs 95 ms for NCHW, and bf16 in 36 ms vs 45 ms.
@@ -77,7 +73,7 @@ def export_program(generator: nn.Module, example_input: torch.Tensor, path: str 
     Why torch.export: the file loads with plain `torch.export.load` (no runtime beyond torch,
     none of our Python classes, so a later change to models/networks.py cannot change a
     registered model), and the loaded graph is an ordinary module that `torch.compile` can
-    compile for the serving machine (registry/aot_compile.py). TorchScript, the previous format,
+    optimise for the serving machine (registry/compiled.py). TorchScript, the previous format,
     cannot be compiled, and torch 2.13 deprecates it.
 
     The batch dimension is exported dynamic (1..MAX_EXPORT_BATCH); height and width stay those
@@ -110,8 +106,6 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
         self.dtype = torch.float32
         self.config: dict[str, Any] = {}
         self.compiled: dict[str, Any] = {"compiled": False, "why": "not loaded"}
-        self.generator_path: Path | None = None
-        self.compile_cache: Path | None = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         settings = {**DEFAULT_LOAD_CONFIG, **(context.model_config or {})}
@@ -122,14 +116,12 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
             # Repeat calls on one input must give the same photo (cuDNN may otherwise pick
             # non-deterministic algorithms; measured on an H100 at the same speed).
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        self.generator_path = Path(context.artifacts[GENERATOR_ARTIFACT])
-        self.compile_cache = cache_dir(settings["compile_cache"])
-        self.module = _load_generator(str(self.generator_path), self.device)
+        self.module = _load_generator(context.artifacts[GENERATOR_ARTIFACT], self.device)
         self.runner = _eager_runner(self.module, self.device, self.dtype)
         self.compile(str(settings["compile"]), settings["batch_sizes"])
 
     def compile(self, setting: str, batch_sizes: list[int]) -> dict[str, Any]:
-        """Swap in the compiled runner when asked and possible; say why not otherwise.
+        """Swap in the torch.compile'd runner when asked and possible; say why not otherwise.
 
         Also callable after loading with `compile: off`: serving probes the uncompiled model first,
         so a broken candidate is refused in the seconds a load takes, not after a compile that
@@ -152,19 +144,13 @@ class ColorizerModel(mlflow.pyfunc.PythonModel):
         size = int(self.config.get("image_size", 256))
         in_channels = int(self.config.get("in_channels", GENERATOR_IN_CHANNELS))
         example = torch.from_numpy(blank_sketch_input(size)[:, :in_channels]).to(self.device)
-        started = time.perf_counter()
-        try:  # built by a separate low-priority process unless this machine has them cached
-            packages = ensure_packages(self.generator_path, batch_sizes=batch_sizes, dtype=self.dtype,
-                                       device=self.device, image_size=size, in_channels=in_channels,
-                                       cache=self.compile_cache)
-            runner = load_compiled_generator(packages, self.device, example)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means "serve uncompiled"
-            failure = str(exc) if isinstance(exc, CompileFailed) else f"{type(exc).__name__}: {exc}"
+        runner, failure = compile_generator(self.module, device=self.device, dtype=self.dtype,
+                                            example=example, batch_sizes=batch_sizes)
+        if runner is None:
             if setting == "on":
-                raise RuntimeError(f"compiling failed ({failure}) and compile is 'on'") from exc
-            log.warning("compiling failed (%s); serving the generator uncompiled", failure)
-            return {"compiled": False, "why": f"compile failed: {failure.splitlines()[0] if failure else ''}"}
-        runner.compile_seconds = time.perf_counter() - started
+                raise RuntimeError(f"torch.compile failed ({failure}) and compile is 'on'")
+            log.warning("torch.compile failed (%s); serving the generator uncompiled", failure)
+            return {"compiled": False, "why": f"compile failed: {failure}"}
         self.runner = runner
         return {"compiled": True, "batch_sizes": runner.batch_sizes,
                 "compile_seconds": round(runner.compile_seconds, 1),

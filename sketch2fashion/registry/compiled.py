@@ -1,17 +1,16 @@
-"""The generator compiled for a few fixed batch sizes, and how any batch is run on them.
+"""The generator through `torch.compile` (Inductor, frozen weights) at a few fixed batch sizes.
 
-Why: on this project's 2-core AVX512-BF16 CPU, Inductor with frozen weights (prepacked for
-oneDNN, pointwise ops fused) ran the 256 px full U-Net in bf16 1.67x (batch 1) and 1.58x
-(batch 8) faster than the frozen TorchScript export, but only ~1.3x with a dynamic batch
-dimension. So a few batch sizes ("buckets") are compiled, each into its own AOTInductor package
-built outside the serving process (registry/aot_compile.py), and any batch is run as the
-cheapest combination of bucket calls, the last one padded with blank rows (each image is
-normalised on its own, so padding never changes the others). Bucket costs are timed when the
-packages load. GPU servers do the same with CUDA-graph batch sizes (vLLM pads a batch to the
-next captured size).
+Why: on this project's 2-core AVX512-BF16 CPU, Inductor with `freezing` (weights folded and
+prepacked for oneDNN, pointwise ops fused) ran the 256 px full U-Net in bf16 1.67x (batch 1)
+and 1.58x (batch 8) faster than the frozen TorchScript export, but only ~1.3x with a dynamic
+batch dimension, and every new static batch size compiles for ~20 s. So a few batch sizes
+("buckets") are compiled once, when the model loads, and any batch is run as the cheapest
+combination of bucket calls, the last one padded with blank rows (each image is normalised on
+its own, so padding never changes the others). Bucket costs are timed at warm-up. GPU servers
+do the same with CUDA-graph batch sizes (vLLM pads a batch to the next captured size).
 
-A failed compile (no C++ compiler, an Inductor bug) is not fatal: the caller keeps the
-uncompiled module and says why.
+A failed compile (no C++ compiler, an Inductor bug) is not fatal: `compile_generator` returns
+None with the reason and the caller keeps the uncompiled module.
 """
 from __future__ import annotations
 
@@ -21,16 +20,21 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
+from torch import nn
+
+from sketch2fashion.models.device import inference_autocast
 
 log = logging.getLogger("sketch2fashion.registry")
 
 COMPILE_CHOICES = ("auto", "on", "off")
 DEFAULT_BATCH_SIZES = (1, 8)
+INDUCTOR_CONFIG = {"freezing": True}
+"""Set while the shapes compile. Passed as torch.compile(options=...) instead, the full U-Net ran
+at batch 1 at half the speed (16.6 vs 31.0 img/s, bf16, torch 2.13): the weights were not frozen."""
 TIMED_CALLS = 2
 """Calls per bucket timed after its compile, for the planner's costs."""
 
@@ -88,14 +92,14 @@ def wants_compile(setting: str, device: torch.device) -> tuple[bool, str]:
 
 @dataclass
 class CompiledGenerator:
-    """One compiled callable per batch size, plus the measured cost of each."""
+    """A compiled module plus the measured cost of each compiled batch size."""
 
-    runners: Mapping[int, Callable[[torch.Tensor], torch.Tensor]]
+    compiled: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device
+    dtype: torch.dtype
     costs: dict[int, float] = field(default_factory=dict)
-    """batch size -> seconds per call, timed at load."""
+    """batch size -> seconds per call, timed at warm-up."""
     compile_seconds: float = 0.0
-    """Time to get the runners: building the packages (when not cached) and loading them."""
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -114,26 +118,39 @@ class CompiledGenerator:
         n = rows.shape[0]
         if n < size:  # pad with blank rows to a compiled shape; their outputs are dropped
             rows = torch.cat([rows, rows.new_zeros((size - n, *rows.shape[1:]))])
-        rows = rows.to(self.device).contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            out = self.runners[size](rows)
+        rows = rows.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), inference_autocast(self.device, self.dtype):
+            out = self.compiled(rows)
         return out[:n]
 
 
-def load_compiled_generator(packages: Mapping[int, Path], device: torch.device, example: torch.Tensor,
-                            ) -> CompiledGenerator:
-    """The runner over AOTInductor packages (batch size -> package file), each timed on `example`
-    (one input row, 1 x C x H x W) for the chunk planner."""
-    from sketch2fashion.registry.aot_compile import load_package
+def compile_generator(module: nn.Module, *, device: torch.device, dtype: torch.dtype,
+                      example: torch.Tensor, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+                      ) -> tuple[CompiledGenerator | None, str]:
+    """Compile `module` for each of `batch_sizes` (static shapes) and time one call of each.
 
-    runner = CompiledGenerator({size: load_package(path, device) for size, path in packages.items()}, device)
-    for size in sorted(packages):
-        rows = example.to(device).expand(size, *example.shape[1:]).clone()
-        runner._run(rows, size)  # first call: lazy initialisation, not timed
-        runner.costs[size] = _time_calls(lambda: runner._run(rows, size), device)
-    log.info("compiled generator loaded for batch sizes %s; seconds per call %s", sorted(packages),
-             {k: round(v, 4) for k, v in runner.costs.items()})
-    return runner
+    `example` is one input row (1 x C x H x W). Returns (the runner, "") or (None, why it failed).
+    """
+    sizes = sorted({int(b) for b in batch_sizes})
+    if not sizes or sizes[0] < 1:
+        raise ValueError(f"batch_sizes must be positive integers, got {list(batch_sizes)}")
+    import torch._inductor.config as inductor_config
+
+    compiled = torch.compile(module, dynamic=False)
+    runner = CompiledGenerator(compiled, device, dtype)
+    started = time.perf_counter()
+    try:
+        for size in sizes:
+            rows = example.to(device).expand(size, *example.shape[1:]).clone()
+            with inductor_config.patch(INDUCTOR_CONFIG):
+                runner._run(rows, size)  # compiles this shape
+            runner.costs[size] = _time_calls(lambda: runner._run(rows, size), device)
+    except Exception as exc:  # noqa: BLE001 - any compiler failure means "serve uncompiled"
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    runner.compile_seconds = time.perf_counter() - started
+    log.info("compiled the generator for batch sizes %s in %.1f s; seconds per call %s", sizes,
+             runner.compile_seconds, {k: round(v, 4) for k, v in runner.costs.items()})
+    return runner, ""
 
 
 def _time_calls(call: Callable[[], object], device: torch.device) -> float:

@@ -43,7 +43,7 @@ class Limits:
 
 
 SERVING_KEYS = ("model_source", "colorizer", "poll_seconds", "device", "dtype", "compile", "compile_batch_sizes",
-                "compile_cache", "threads", "keep_freed_memory", "png_compression", "photo_format", "jpeg_quality", "omp_wait_policy",
+                "threads", "keep_freed_memory", "png_compression", "photo_format", "jpeg_quality", "omp_wait_policy",
                 "batching", "traffic", "limits")
 BATCHING_KEYS = ("max_batch_size", "max_latency_ms")
 TRAFFIC_KEYS = ("timeout", "max_concurrency", "retry_after", "session_max_requests", "session_max_age")
@@ -67,7 +67,6 @@ class ServingConfig:
     dtype: str
     compile: str
     compile_batch_sizes: tuple[int, ...]
-    compile_cache: Path
     threads: int
     omp_wait_policy: str
     keep_freed_memory: bool
@@ -135,7 +134,6 @@ class ServingConfig:
             dtype=str(serving["dtype"]),
             compile=compile_setting,
             compile_batch_sizes=compile_sizes,
-            compile_cache=project_root / str(serving["compile_cache"]),
             threads=int(serving["threads"]),
             omp_wait_policy=omp_policy,
             keep_freed_memory=_flag(serving["keep_freed_memory"], f"{source} serving.keep_freed_memory"),
@@ -156,7 +154,7 @@ class ServingConfig:
     def model_config(self) -> dict[str, Any]:
         """How the Colorizer loads each champion (ColorizerModel's MLflow `model_config`)."""
         return {"device": self.device, "dtype": self.dtype, "compile": self.compile,
-                "batch_sizes": list(self.compile_batch_sizes), "compile_cache": str(self.compile_cache)}
+                "batch_sizes": list(self.compile_batch_sizes)}
 
     @property
     def params_path(self) -> Path:

@@ -130,7 +130,17 @@ class API:
                           else RemoteColorizer(self.colorizer_service))
         self.endpoints = Endpoints(CONFIG, self.colorizer, self.catalog, load_category_classifier(CONFIG))
 
-    def __is_ready__(self) -> bool:
+    async def __is_ready__(self) -> bool:
+        """Ready when every category has a champion; otherwise /readyz's 503 names the ones missing."""
+        from starlette.exceptions import HTTPException
+
+        try:
+            status = await self.colorizer.status()
+        except Exception:  # noqa: BLE001 - the Colorizer is not answering: BentoML's own 503
+            return False
+        missing = [row["category"] for row in status.get("models", []) if row.get("version") is None]
+        if missing:
+            raise HTTPException(503, f"no colorizer champion is loaded yet for: {', '.join(missing)} (see /models)")
         return self.colorizer.ready()
 
     @bentoml.on_shutdown

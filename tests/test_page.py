@@ -295,6 +295,8 @@ def test_a_category_still_training_says_so_and_an_open_outline_is_ringed(browser
         page.click("#go")
         page.wait_for_selector("#error:not([hidden])")
         assert "still training (epoch 2 of 4)" in page.locator("#error").inner_text()
+        ready = httpx.get(f"{training_server.url}/readyz", timeout=30)  # what an orchestrator's probe reads
+        assert ready.status_code == 503 and "pants" in ready.text and "top" not in ready.text, ready.text
 
         # The t-shirt without its hem, which is too wide an opening to close: the colour would run
         # out there, so the page rings the two open stroke ends and asks for the line.

@@ -111,8 +111,8 @@ def versions_in_order(answers: list[Answer]) -> list[str | None]:
 
 def test_a_promotion_under_8_streaming_clients_answers_every_request_from_one_version(server):
     project_root = server.project.root
-    wait_until(lambda: is_compiled(served_row(server, "top")), "the first top champion to be compiled",
-               details=server.log_tail)
+    wait_until(lambda: all(is_compiled(served_row(server, c)) for c in ("top", "pants")),
+               "the first champions to be compiled (a steady state to compare the swap with)", details=server.log_tail)
     old = served_row(server, "top")["version"]
 
     def send(client: httpx.Client, i: int) -> httpx.Response:

@@ -6,9 +6,9 @@ background thread asks the registry every `poll_seconds` which version holds the
 alias; a new version is loaded and must colorize a fixed probe sketch (right shape, finite
 values) on its uncompiled form, so a broken version is refused as soon as it loads.
 
-Compiling (torch.compile, registry/compiled.py) runs in this background thread, at the lowest
-CPU priority and with a short GIL switch interval so that the batches being served get the CPU
-and the interpreter back within a fraction of a millisecond (`compiling_politely`). When a
+Compiling (torch.compile, registry/compiled.py) runs in a thread at the lowest CPU priority and
+with a short GIL switch interval, so that the batches being served get the CPU and the
+interpreter back within a fraction of a millisecond (`compiling_politely`). When a
 category has no champion yet, the new one serves at once, uncompiled, and is compiled behind
 it: the first garment never waits for the compiler (minutes on a slow CPU). When it replaces a
 champion, it is compiled and probed compiled first while the old one keeps serving, then
@@ -25,16 +25,15 @@ model store (`bento_models`); `model_source: auto` picks the registry when one i
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,6 +48,7 @@ log = logging.getLogger("sketch2fashion.serving")
 REGISTRY = "registry"
 BUNDLED = "bundled"
 POLL_FAILED = "the last registry poll failed; the server log has the details"
+T = TypeVar("T")
 RETRY_CAP_SECONDS = 600.0
 """Longest wait between two attempts to load a version that could not be loaded."""
 
@@ -133,15 +133,34 @@ generator from 11.7 to 134 ms (p50); with 0.1 ms, to 28 ms, the compile taking 3
 --switch-interval 0.005 / 0.0001)."""
 
 
-@contextlib.contextmanager
-def compiling_politely() -> Iterator[None]:
-    """While compiling: a short GIL switch interval (process-wide, restored after)."""
+def compiling_politely(work: Callable[[], T]) -> T:
+    """Run `work` (a compile) in a thread of its own at the lowest CPU priority, with a short GIL
+    switch interval (process-wide, restored after), and wait for it.
+
+    Its own thread because a thread's nice value cannot be lowered back without privileges: the
+    poller that runs this keeps its normal priority for loading and probing, so the first
+    champion of `make demo` is not starved by the training and indexing running beside it.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        lower_this_thread_priority()
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            outcome["error"] = exc
+
     before = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_WHILE_COMPILING)
     try:
-        yield
+        thread = threading.Thread(target=run, name="s2f-compile", daemon=True)
+        thread.start()
+        thread.join()
     finally:
         sys.setswitchinterval(before)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def lower_this_thread_priority(niceness: int = 19) -> None:
@@ -239,7 +258,6 @@ class ChampionBoard:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        lower_this_thread_priority()  # loading and probing a candidate must not slow the batches served
         while not self._stop.is_set():
             self.poll()
             if self.source == BUNDLED and self.ready():
@@ -314,8 +332,8 @@ class ChampionBoard:
         if self.config.compile == "off":
             return
         try:
-            with compiling_politely():
-                compiled = compile_model(champion.model, self.config.compile, list(self.config.compile_batch_sizes))
+            compiled = compiling_politely(lambda: compile_model(champion.model, self.config.compile,
+                                                                list(self.config.compile_batch_sizes)))
         except ModelRefused as exc:
             log.error("%s version %s serves uncompiled: %s", champion.category, champion.version, exc)
             return

@@ -138,10 +138,10 @@ class API:
             status = await self.colorizer.status()
         except Exception:  # noqa: BLE001 - the Colorizer is not answering: BentoML's own 503
             return False
+        if status.get("ready"):
+            return True
         missing = [row["category"] for row in status.get("models", []) if row.get("version") is None]
-        if missing:
-            raise HTTPException(503, f"no colorizer champion is loaded yet for: {', '.join(missing)} (see /models)")
-        return self.colorizer.ready()
+        raise HTTPException(503, f"no colorizer champion is loaded yet for: {', '.join(missing)} (see /models)")
 
     @bentoml.on_shutdown
     def stop(self) -> None:

@@ -39,10 +39,6 @@ class CatalogHolder:
         self._thread = threading.Thread(target=self._run, name="s2f-catalog", daemon=True)
         self._thread.start()
 
-    @property
-    def version(self) -> str | None:
-        return self._catalog.version if self._catalog is not None else None
-
     def search(self, *, photo: np.ndarray | None, sketch: np.ndarray | None, text: str | None,
                category: str | None, top_k: int) -> tuple[str, list[dict[str, Any]]]:
         """(the index version that answered, its product cards): one version, also mid-refresh."""

@@ -13,8 +13,9 @@ category has no champion yet, the new one serves at once, uncompiled, and is com
 it: the first garment never waits for the compiler (minutes on a slow CPU). When it replaces a
 champion, it is compiled and probed compiled first while the old one keeps serving, then
 swapped in: shoppers never meet a slower model after a promotion. A compiled graph that fails
-the probe is dropped and the eager one serves. A version that fails to load or probe is refused: logged, counted in `s2f_model_swaps_total{outcome="refused"}`, and the old
-model keeps serving. A model that loaded but failed the probe is not retried until the alias
+the probe is dropped and the eager one serves. A version that fails to load or probe is
+refused: logged, counted in `s2f_model_swaps_total{outcome="refused"}`, and the old model keeps
+serving. A model that loaded but failed the probe is not retried until the alias
 moves again (it would fail the same way); one that could not be loaded at all (an artifact
 missing, truncated, unreadable for a moment) is retried with backoff, poll_seconds doubling per
 failure up to RETRY_CAP_SECONDS, so a repaired artifact is picked up by itself and /readyz turns
@@ -170,7 +171,7 @@ def lower_this_thread_priority(niceness: int = 19) -> None:
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
     except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run at normal priority
-        log.debug("could not lower the champion poller's priority: %s", exc)
+        log.debug("could not lower the compile thread's priority: %s", exc)
 
 
 def resolve_source(config: ServingConfig) -> str:

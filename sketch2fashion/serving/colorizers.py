@@ -13,8 +13,8 @@
   cost almost no CPU, and the request handling and the model's Python-side work now share one
   interpreter.
 
-Both answer the same calls (`colorize(job)`, `status()`, `ready()`, `stop()`), so the endpoints
-and the API service do not know which one they talk to.
+Both answer the same calls (`colorize(job)`, `status()`, `stop()`), so the endpoints and the API
+service do not know which one they talk to; the API's readiness reads `status()["ready"]`.
 """
 from __future__ import annotations
 
@@ -93,9 +93,6 @@ class InlineColorizer:
     async def status(self) -> dict[str, Any]:
         return self.host.status()
 
-    def ready(self) -> bool:
-        return self.host.ready()
-
     def stop(self) -> None:
         if self._dispatcher is not None:
             self._dispatcher.shutdown()
@@ -113,11 +110,6 @@ class RemoteColorizer:
 
     async def status(self) -> dict[str, Any]:
         return await self.proxy.to_async.status()
-
-    def ready(self) -> bool:
-        """Always: the Colorizer service answers its own readiness, which BentoML's /readyz of the
-        API checks through its dependency probe."""
-        return True
 
     def stop(self) -> None:
         """Nothing to stop here: BentoML closes the proxy and stops the service's process."""

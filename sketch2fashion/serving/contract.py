@@ -55,12 +55,15 @@ class Product(BaseModel):
     score: float = ModelField(description="Higher is more alike; products come best first.")
 
 
+CATALOG_VERSION = ModelField(
+    description="The published index version that ranked these products (one version per answer, also "
+                "while a new one is being swapped in).")
+
+
 class SearchAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     products: list[Product]
-    catalog_version: Optional[str] = ModelField(
-        description="The published index version that ranked these products (one version per answer, also "
-                    "while a new one is being swapped in).")
+    catalog_version: Optional[str] = CATALOG_VERSION
 
 
 class ColorizeAndSearchAnswer(BaseModel):
@@ -70,9 +73,7 @@ class ColorizeAndSearchAnswer(BaseModel):
     category: str = ModelField(description="The category drawn (the classifier's answer for `auto`).")
     model_version: Optional[int] = ModelField(description="Registry version of the colorizer that drew it.")
     products: list[Product]
-    catalog_version: Optional[str] = ModelField(
-        description="The published index version that ranked these products (one version per answer, also "
-                    "while a new one is being swapped in).")
+    catalog_version: Optional[str] = CATALOG_VERSION
     open_ends: list[list[float]] = ModelField(
         description="Stroke ends [x, y] (fractions of the square-padded drawing) where the outline is still "
                     "open and the colour would run out: where the page asks the shopper to close it. Empty "

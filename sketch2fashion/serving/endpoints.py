@@ -115,8 +115,8 @@ class Endpoints:
         image, version = await self._generate(prepared, category)
         photo = await self._encode(image, fmt)
         answer = await self._find("colorize_and_search", photo=image,
-                                    sketch=fit_within(prepared.drawing, SEARCH_DRAWING_SIDE),
-                                    text=text, category=category, top_k=top_k)
+                                  sketch=fit_within(prepared.drawing, SEARCH_DRAWING_SIDE),
+                                  text=text, category=category, top_k=top_k)
         return JSONResponse({"image": base64.b64encode(photo).decode("ascii"), "image_type": PHOTO_MEDIA_TYPES[fmt],
                              "category": category, "model_version": version, "products": answer.products,
                              "catalog_version": answer.version,

@@ -222,6 +222,7 @@ def test_stage_trains_reports_and_registers_the_champion(tmp_path, monkeypatch):
         report = json.loads((tmp_path / "reports" / "classifier.json").read_text())
         assert 0.0 <= report["accuracy"] <= 1.0 and report["n_val"] == 6 and report["n_train"] == 12
         assert report["n_test"] == 6 and 0.0 <= report["test_accuracy"] <= 1.0
+        assert report["real_doodle_accuracy"] is None and report["real_doodles"] is None  # no ../shared here
         decision = json.loads((tmp_path / "reports" / "promote" / "sketch-classifier.json").read_text())
         assert decision["promoted"] and decision["reason"] == "no champion yet" and decision["version"] == 1
         assert decision["test"]["candidate"]["accuracy"] == pytest.approx(report["test_accuracy"])

@@ -7,7 +7,9 @@ same test sketches and doodles and moves alias `champion` to it only when it nam
 more test sketches right (params.yaml `promote.classifier`); serving follows that alias. Writes
   models/classifier.pt                  weights + config (category names included): the candidate
   reports/classifier.json               val accuracy, per-category accuracy, confusion matrix (DVC
-                                        metrics), MLflow run id, registered version
+                                        metrics), MLflow run id, registered version, and the accuracy on
+                                        the real drawings of `classifier.real_doodles` when that folder
+                                        is there (null when not: a fresh clone without ../shared)
   reports/promote/sketch-classifier.json  the gate's decision: test scores of both, the interval
 Settings come from params.yaml `classifier:` (every key required), plus `categories`, `hints`,
 `train.augment` and `promote`.
@@ -24,7 +26,12 @@ import torch
 
 from sketch2fashion.classifier.model import save_classifier
 from sketch2fashion.classifier.registry import MODEL_NAME, load_version, log_and_register
-from sketch2fashion.classifier.training import evaluate_classifier, load_labelled, train_classifier
+from sketch2fashion.classifier.training import (
+    evaluate_classifier,
+    evaluate_real_doodles,
+    load_labelled,
+    train_classifier,
+)
 from sketch2fashion.colorizer.augment import augment_from_params
 from sketch2fashion.data.manifest import ManifestError
 from sketch2fashion.imaging.io import write_bytes_atomic
@@ -35,10 +42,10 @@ from sketch2fashion.registry.gatekeeper import gate_version
 from sketch2fashion.registry.tracking import configure, get_or_create_experiment, git_commit
 
 KEYS = ("image_size", "load_size", "width", "blocks", "dim", "epochs", "batch_size", "lr", "weight_decay",
-        "doodle_share", "seed", "threads")
+        "doodle_share", "template_share", "real_doodles", "seed", "threads")
 """params.yaml `classifier:` keys, every one required (params.yaml holds their values)."""
 TRAIN_ARGS = ("image_size", "width", "blocks", "dim", "epochs", "batch_size", "lr", "weight_decay", "seed",
-              "doodle_share")
+              "doodle_share", "template_share")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -85,8 +92,12 @@ def run(args: argparse.Namespace) -> dict:
         metrics = evaluate_classifier(classifier, val_set, seed=int(settings["seed"]), hint_params=hint_params)
         doodles = evaluate_classifier(classifier, val_set, seed=int(settings["seed"]), hint_params=hint_params,
                                       doodles=True)
+        real = evaluate_real_doodles(classifier, settings["real_doodles"], int(settings["seed"]))
         mlflow.log_metric("val_accuracy", metrics["accuracy"])
         mlflow.log_metric("val_doodle_accuracy", doodles["accuracy"])
+        if real is not None:
+            mlflow.log_metric("real_doodle_accuracy", real["accuracy"])
+            mlflow.log_dict(real, "real_doodles.json")
         mlflow.log_metrics({f"val_accuracy_{c}": a for c, a in metrics["per_category"].items() if a is not None})
         mlflow.log_dict(metrics["confusion_matrix"], "confusion_matrix.json")
         save_classifier(args.out, classifier, {"classifier": settings, "val_accuracy": metrics["accuracy"]})
@@ -106,6 +117,8 @@ def run(args: argparse.Namespace) -> dict:
                   "doodle_per_category": {c: None if a is None else round(a, 4)
                                           for c, a in doodles["per_category"].items()},
                   "doodle_confusion_matrix": doodles["confusion_matrix"],
+                  "real_doodle_accuracy": None if real is None else round(real["accuracy"], 4),
+                  "real_doodles": real,
                   "n_train": len(train_set.products), "epochs": len(history),
                   "final_loss": round(float(history[-1]["loss"]), 4),
                   "run_id": active.info.run_id, "registered_version": int(version.version),

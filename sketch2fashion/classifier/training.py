@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from sketch2fashion.catalog.embedder import prepare_batch
+from sketch2fashion.catalog.embedder import prepare_batch, sketch_to_rgb
 from sketch2fashion.catalog.embedder_training import ProductImages, eval_doodle, eval_sketch, load_products, sketch_view
 from sketch2fashion.classifier.model import (
     DEFAULT_BLOCKS,
@@ -29,13 +29,20 @@ from sketch2fashion.classifier.model import (
     SketchClassifier,
     predict_proba,
 )
+from sketch2fashion.classifier.shapes import TEMPLATES, garment_shape
 from sketch2fashion.colorizer.augment import SketchAugment
 from sketch2fashion.colorizer.dataset import MANIFEST_NAME, hint_options
+from sketch2fashion.colorizer.doodle import TRAIN_STYLE, synthesise_doodle
+from sketch2fashion.data.dev_doodles import available, load_dev_doodles
 from sketch2fashion.data.manifest import ISOLATION_FAILED, read_manifest
+from sketch2fashion.imaging.hints import simulate_hints
 from sketch2fashion.models.device import pick_device
 
 TRAIN_STREAM = 21
 """An RNG stream of its own, so the classifier never replays the colorizer's or embedder's draws."""
+
+TEMPLATE_STYLE = replace(TRAIN_STYLE, p_gap=0.6, gap=(0.02, 0.25))
+"""Template garments are drawn like products, but left open more often and wider (a whole hem)."""
 
 Log = Callable[[dict[str, float]], None]
 
@@ -72,12 +79,29 @@ def load_labelled(data_dir: str | Path, split: str, size: int, categories: Seque
     return LabelledProducts([products[i] for i in keep], labels, categories)
 
 
+def template_view(category: str, rng: np.random.Generator, hints: Mapping[str, Any], size: int) -> np.ndarray:
+    """A template garment of `category` (classifier/shapes.py) drawn as a doodle, hints on it."""
+    shape = garment_shape(category, rng, size)
+    doodle = synthesise_doodle(shape.photo, shape.mask, shape.edges, rng, TEMPLATE_STYLE)
+    return sketch_to_rgb(doodle.edges, simulate_hints(doodle.photo, doodle.mask, rng, **hints))
+
+
+def training_view(data: LabelledProducts, index: int, rng: np.random.Generator, augment: SketchAugment,
+                  hints: Mapping[str, Any], doodle_share: float, template_share: float) -> np.ndarray:
+    """Product `index` drawn like a shopper, or (with probability `template_share`, where its
+    category has a template) a template garment of its category: same label either way."""
+    category = data.categories[int(data.labels[index])]
+    if category in TEMPLATES and rng.random() < template_share:
+        return template_view(category, rng, hints, data.products[index].photo.shape[0])
+    return sketch_view(data.products[index], rng, augment, hints, doodle_share)
+
+
 def train_classifier(data: LabelledProducts, *, epochs: int = 15, batch_size: int = 32,
                      lr: float = 2e-3, weight_decay: float = 1e-4, seed: int = 0,
                      image_size: int = DEFAULT_SIZE, width: int = DEFAULT_WIDTH,
                      blocks: int = DEFAULT_BLOCKS, dim: int = DEFAULT_DIM,
                      augment: SketchAugment | None = None, hint_params: Mapping[str, Any] | None = None,
-                     doodle_share: float = 0.0, device: str = "cpu",
+                     doodle_share: float = 0.0, template_share: float = 0.0, device: str = "cpu",
                      log: Log | None = None) -> tuple[SketchClassifier, list[dict[str, float]]]:
     """Cross-entropy on freshly drawn sketches; returns the classifier (eval mode) and epoch stats.
 
@@ -106,8 +130,8 @@ def train_classifier(data: LabelledProducts, *, epochs: int = 15, batch_size: in
         losses, correct, seen = [], 0, 0
         for start in range(0, len(order) - batch + 1, batch):  # drop the short last batch
             indices = order[start:start + batch]
-            views = [sketch_view(data.products[i], np.random.default_rng([seed, TRAIN_STREAM, epoch, int(i)]),
-                                 augment, hints, doodle_share) for i in indices]
+            views = [training_view(data, int(i), np.random.default_rng([seed, TRAIN_STREAM, epoch, int(i)]),
+                                   augment, hints, doodle_share, template_share) for i in indices]
             target = labels[indices].to(torch_device)
             logits = classifier(prepare_batch(views, image_size).to(torch_device))
             loss = F.cross_entropy(logits, target)
@@ -137,6 +161,23 @@ def evaluate_classifier(classifier: SketchClassifier, data: LabelledProducts, *,
     sketches = [draw(p, seed, hints) for p in data.products]
     predicted = predict_proba(classifier, sketches).argmax(axis=1)
     return accuracy_report(data.labels, predicted, data.categories)
+
+
+def evaluate_real_doodles(classifier: SketchClassifier, root: str | Path, seed: int = 0) -> dict[str, Any] | None:
+    """`accuracy_report` on the real drawings in `root` (data/dev_doodles.py) whose category the
+    classifier knows, plus accuracy per drawn word; None when the folder is absent or has none."""
+    if not available(root):
+        return None
+    doodles = [d for d in load_dev_doodles(root, seed) if d.category in classifier.categories]
+    if not doodles:
+        return None
+    predicted = predict_proba(classifier, [d.drawing for d in doodles]).argmax(axis=1)
+    true = np.array([classifier.categories.index(d.category) for d in doodles])
+    report = accuracy_report(true, predicted, classifier.categories)
+    words = sorted({d.word for d in doodles})
+    report["per_word"] = {w: float(np.mean([t == p for d, t, p in zip(doodles, true, predicted) if d.word == w]))
+                          for w in words}
+    return report
 
 
 def accuracy_report(true: np.ndarray, predicted: np.ndarray, categories: Sequence[str]) -> dict[str, Any]:

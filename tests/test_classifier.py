@@ -111,6 +111,24 @@ def test_eval_mode_is_deterministic_and_batch_independent(trained):
     classifier.eval()
 
 
+def test_a_drawing_and_its_mirror_image_get_the_same_answer(trained):
+    """Garments are mirror-symmetric: predict_proba averages each drawing with its mirror."""
+    classifier, _val = trained
+    rng = np.random.default_rng(5)
+    drawings = []
+    for _ in range(6):  # lopsided scribbles, wider than tall: framing then pads both sides alike
+        drawing = np.full((48, 96, 3), 255, np.uint8)
+        cv2.line(drawing, (0, 40), (95, 40), (0, 0, 0), 2)
+        for _ in range(4):
+            (x0, x1), (y0, y1) = rng.integers(0, 96, 2), rng.integers(0, 40, 2)
+            cv2.line(drawing, (int(x0), int(y0)), (int(x1), int(y1)), (0, 0, 0), 2)
+        cv2.circle(drawing, (int(rng.integers(10, 40)), 20), 4, (220, 30, 30), -1)
+        drawings.append(drawing)
+    mirrored = [np.ascontiguousarray(d[:, ::-1]) for d in drawings]
+    assert not np.allclose(drawings[0], mirrored[0])
+    np.testing.assert_allclose(predict_proba(classifier, drawings), predict_proba(classifier, mirrored), atol=1e-5)
+
+
 def test_save_load_round_trip_gives_identical_predictions(trained, tmp_path):
     classifier, val = trained
     path = save_classifier(tmp_path / "classifier.pt", classifier, {"val_accuracy": 0.5})

@@ -69,6 +69,11 @@ def predict_proba(classifier: SketchClassifier, images: Sequence[np.ndarray],
                   batch_size: int = 64) -> np.ndarray:
     """Category probabilities (float32 N x C, columns = `classifier.categories`) of uint8 images.
 
+    Each drawing is scored as drawn and mirrored left to right, and the two answers averaged:
+    garments are mirror-symmetric, a hand is not, so the average cancels the drawing's accidental
+    lean. Measured on the 72 real dev doodles (classifier trained with 0.7 templates, 3 seeds):
+    0.875 / 0.958 / 0.917 right without the mirror, 0.944 / 0.958 / 0.931 with it.
+
     Eval mode without gradients, so an image always gets the same answer whatever it is batched
     with; the classifier's train/eval mode is restored afterwards (usable mid-training).
     """
@@ -79,9 +84,10 @@ def predict_proba(classifier: SketchClassifier, images: Sequence[np.ndarray],
     try:
         with torch.inference_mode():
             for start in range(0, len(images), max(1, int(batch_size))):
-                batch = prepare_batch(images[start:start + batch_size], classifier.image_size)
-                logits = classifier(batch.to(device)).float()
-                out[start:start + len(batch)] = torch.softmax(logits, dim=1).cpu().numpy()
+                batch = prepare_batch(images[start:start + batch_size], classifier.image_size).to(device)
+                both = classifier(torch.cat([batch, batch.flip(-1)])).float()
+                probabilities = torch.softmax(both, dim=1)
+                out[start:start + len(batch)] = ((probabilities[:len(batch)] + probabilities[len(batch):]) / 2).cpu().numpy()
     finally:
         classifier.train(was_training)
     return out

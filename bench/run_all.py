@@ -53,7 +53,7 @@ MALLOC = keep_freed_memory()
 
 from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS  # noqa: E402 - imports torch: after the malloc setting
 
-SECTIONS = ("machine", "generator", "ssim", "train", "serve", "search")
+SECTIONS = ("machine", "generator", "ssim", "train", "serve", "lone", "search")
 CHAMPION, FULL = "champion", "full_unet"
 SSIM_TOLERANCE = 0.005
 SERVING_PLOT = "serving.png"
@@ -267,6 +267,28 @@ def serve_section(full_root: Path, category: str, levels: list[int], baseline_le
         out[FULL]["baseline"] = load_levels(url, "colorize", sketches, category, baseline_levels,
                                             **{**kw, "per_client": 3})
     return out
+
+
+def lone_section(category: str, env: dict[str, str], idle_s: float = 90.0) -> dict:
+    """bench/lone_shopper.py on the demo champions: one shopper, after idle and after a burst."""
+    from lone_shopper import run as lone_run
+    from serve_colorize import bento_server, val_sketch_pngs
+
+    sketches = val_sketch_pngs(ROOT / "data", category, 256, n=8)
+    with bento_server({}, Path(tempfile.gettempdir()) / "s2f-bench-lone.log", env=env) as url:
+        return lone_run(url, sketches, category, rounds=30, think=0.3, idle=idle_s, burst=64)
+
+
+def lone_summary(lone: dict | None) -> dict:
+    """The lone-shopper figures results.json carries at the top: the slower phase's
+    /colorize_and_search p50 and its limit (that phase's /colorize + /search p50 + 15 ms)."""
+    if not lone:
+        return {}
+    phase = max(("after_idle", "after_burst"), key=lambda k: lone[k]["colorize_and_search"]["p50_ms"])
+    cas, target = lone[phase]["colorize_and_search"], lone[phase]["target"]
+    met = all(lone[k]["target"]["p50_met"] and lone[k]["target"]["p99_met"] for k in ("after_idle", "after_burst"))
+    return {"lone_cas_p50_ms": cas["p50_ms"], "lone_cas_limit_ms": target["cas_p50_limit_ms"],
+            "lone_cas_phase": phase, "lone_cas_targets_met": met}
 
 
 def models_snapshot(url: str) -> list[dict]:
@@ -594,6 +616,26 @@ def render_readme(results: dict) -> str:
                           f"{', '.join(f'{k} {v:.0f} ms' for k, v in (over.get('cpu_ms_per_ok') or {}).items() if v >= 0.5)}; "
                           f"cores busy {_f(over.get('cores_busy'), 2)} (load average at the end of the run: "
                           f"{', '.join(f'{x:.1f}' for x in results.get('loadavg_end', []))}).", ""]
+    lone = results.get("lone")
+    if lone:
+        lines += ["## A lone shopper (bench/lone_shopper.py)", "",
+                  f"One client on the demo champions (adaptive batching on), `/colorize`, `/search` (with the photo "
+                  f"`/colorize` made) and `/colorize_and_search` in turn, {lone['think_s']} s apart, {lone['rounds']} "
+                  f"rounds, after {lone['idle_s']:.0f} s idle and right after {lone['burst']['requests']} "
+                  f"`/colorize_and_search` requests from 16 clients ({lone['burst']['ok']} answered 200). Target: "
+                  "`/colorize_and_search` p50 ≤ `/colorize` p50 + `/search` p50 + 15 ms, p99 ≤ 2 × its p50.", "",
+                  "| phase | /colorize p50 / p99 ms | /search p50 / p99 | /colorize_and_search p50 / p99 | limit | met |",
+                  "|---|---|---|---|---|---|"]
+        for phase in ("after_idle", "after_burst"):
+            row = lone[phase]
+
+            def pair(e, row=row):
+                return f"{row[e]['p50_ms']:.1f} / {row[e]['p99_ms']:.1f}"
+            met = row["target"]["p50_met"] and row["target"]["p99_met"]
+            lines.append(f"| {phase.replace('_', ' ')} | {pair('colorize')} | {pair('search')} | "
+                         f"{pair('colorize_and_search')} | {row['target']['cas_p50_limit_ms']:.1f} | "
+                         f"{'met' if met else '**not met**'} |")
+        lines.append("")
     search = results.get("search")
     if search:
         lines += ["## Catalog search (synthetic clustered vectors, dim 384 = 128 encoder + 256 colour bins)", "",
@@ -694,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
             results["serve"] = timed("serve", serve_section, full_root, args.category, args.levels,
                                      args.baseline_levels, args.overload_seconds, args.level_seconds, env,
                                      results.get("generator"))
+    if "lone" in args.sections:
+        results["lone"] = timed("lone", lone_section, args.category, env)
     if "search" in args.sections:
         runs = [timed("search 10k/100k", search_section, [10_000, 100_000], 20 * 60, "s2f-bench-search.log")]
         if args.skip_1m:
@@ -718,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     results["headline"] = headline(results)
     for key in ("served_over_raw", "served_over_baseline", "peak_fraction"):
         results[key] = results["headline"].get(key)
+    results.update(lone_summary(results.get("lone")))
     ordered = {k: results[k] for k in ("served_over_raw", "served_over_baseline", "peak_fraction", "date", "device")}
     ordered.update({k: v for k, v in results.items() if k not in ordered})
     args.out.write_text(json.dumps(ordered, indent=2) + "\n")

@@ -6,7 +6,8 @@ previous load level left it. Here one client sends `/colorize`, `/search` and
 `/colorize_and_search` in turn (the same val sketch for all three, the search with the photo the
 colorizer made of it), `--think` seconds apart, in two phases:
 
-- `after_idle`: the server has had `--idle` seconds without a request first;
+- `after_idle`: the server has had `--idle` seconds without a request first (counted from when
+  no champion is compiling any more);
 - `after_burst`: right after `--burst` `/colorize_and_search` requests from 16 clients at once.
 
 Per phase and endpoint: p50 / p99 over `--rounds` rounds, and the issue-18 target:
@@ -92,12 +93,26 @@ def phase(url: str, sketches: list[bytes], category: str, rounds: int, think: fl
     return out
 
 
+def wait_for_compiles(client: httpx.Client, url: str, timeout: float = 1200.0) -> float:
+    """Seconds until no champion is still compiling in the background (/models): a compile beside
+    the measured requests would be measured too. A freshly started server compiles every one."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        models = client.get(f"{url}/models").json().get("models", [])
+        if not any("background" in str((m.get("compiled") or {}).get("why", "")) for m in models):
+            return time.monotonic() - started
+        time.sleep(2.0)
+    raise TimeoutError(f"{url}: champions still compiling after {timeout:.0f} s")
+
+
 def run(url: str, sketches: list[bytes], category: str, *, rounds: int, think: float, idle: float,
         burst: int) -> dict:
     with httpx.Client(timeout=300) as client:  # every shape built once, untimed
         one_round(client, url, sketches[0], category, 0.0)
+        compiling_s = wait_for_compiles(client, url)
     time.sleep(idle)
     report = {"url": url, "category": category, "rounds": rounds, "think_s": think, "idle_s": idle,
+              "waited_for_compiles_s": round(compiling_s, 1),
               "after_idle": phase(url, sketches, category, rounds, think)}
     answered = asyncio.run(_burst(url, sketches, category, burst))
     report["burst"] = {"requests": burst, "ok": answered}

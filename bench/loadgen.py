@@ -31,7 +31,8 @@ RequestFactory = Callable[[int], dict]
 """i -> keyword arguments of httpx.AsyncClient.request (method, url, files, data...)."""
 
 
-def _pct(values: list[float], q: float) -> float | None:
+def percentile_ms(values: list[float], q: float) -> float | None:
+    """The q-th percentile of latencies in seconds, in ms to 0.1 (None without any)."""
     return round(float(np.percentile(np.asarray(values) * 1000.0, q)), 1) if values else None
 
 
@@ -87,15 +88,15 @@ class LoadResult:
         out = {"concurrency": self.concurrency, "requests": self.sent,
                "ok": self.ok, "throughput_rps": round(self.ok / self.seconds, 2) if self.seconds else 0.0,
                "steady_rps": round(steady, 2) if steady is not None else None,
-               "p50_ms": _pct(self.latencies_s, 50), "p95_ms": _pct(self.latencies_s, 95),
-               "p99_ms": _pct(self.latencies_s, 99), "max_ms": _pct(self.latencies_s, 100),
+               "p50_ms": percentile_ms(self.latencies_s, 50), "p95_ms": percentile_ms(self.latencies_s, 95),
+               "p99_ms": percentile_ms(self.latencies_s, 99), "max_ms": percentile_ms(self.latencies_s, 100),
                "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                "errors": dict(self.errors), "seconds": round(self.seconds, 2)}
         if self.offered_rps is not None:
             out.update({"offered_rps": round(self.offered_rps, 2),
                         "refused": len(self.refused_latencies_s),
-                        "refused_p50_ms": _pct(self.refused_latencies_s, 50),
-                        "refused_p99_ms": _pct(self.refused_latencies_s, 99)})
+                        "refused_p50_ms": percentile_ms(self.refused_latencies_s, 50),
+                        "refused_p99_ms": percentile_ms(self.refused_latencies_s, 99)})
         return out
 
 

@@ -19,25 +19,21 @@ Per phase and endpoint: p50 / p99 over `--rounds` rounds, and the issue-18 targe
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_colorize import val_sketch_pngs  # noqa: E402
+from loadgen import percentile_ms  # noqa: E402
+from loadgen import run as run_load  # noqa: E402
+from serve_colorize import sketch_request, val_sketch_pngs  # noqa: E402
 
 ENDPOINTS = ("colorize", "search", "colorize_and_search")
 SLACK_MS = 15.0
 """What /colorize_and_search may add to /colorize + /search run back to back (issue 18)."""
-
-
-def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(np.asarray(values) * 1000.0, q)), 1)
 
 
 def one_round(client: httpx.Client, url: str, sketch: bytes, category: str, think: float) -> dict[str, float]:
@@ -63,29 +59,14 @@ def one_round(client: httpx.Client, url: str, sketch: bytes, category: str, thin
     return times
 
 
-async def _burst(url: str, sketches: list[bytes], category: str, requests: int, clients: int = 16) -> int:
-    """`requests` /colorize_and_search calls from `clients` at once; how many were answered 200."""
-    queue = list(range(requests))
-    ok = 0
-    async with httpx.AsyncClient(timeout=300) as client:
-        async def worker() -> None:
-            nonlocal ok
-            while queue:
-                i = queue.pop()
-                response = await client.post(f"{url}/colorize_and_search", data={"category": category},
-                                             files={"sketch": ("s.png", sketches[i % len(sketches)], "image/png")})
-                ok += response.status_code == 200
-        await asyncio.gather(*(worker() for _ in range(clients)))
-    return ok
-
-
 def phase(url: str, sketches: list[bytes], category: str, rounds: int, think: float) -> dict:
     samples: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
     with httpx.Client(timeout=300) as client:
         for i in range(rounds):
             for endpoint, seconds in one_round(client, url, sketches[i % len(sketches)], category, think).items():
                 samples[endpoint].append(seconds)
-    out = {e: {"p50_ms": _pct(v, 50), "p99_ms": _pct(v, 99), "n": len(v)} for e, v in samples.items()}
+    out = {e: {"p50_ms": percentile_ms(v, 50), "p99_ms": percentile_ms(v, 99), "n": len(v)}
+           for e, v in samples.items()}
     limit = out["colorize"]["p50_ms"] + out["search"]["p50_ms"] + SLACK_MS
     cas = out["colorize_and_search"]
     out["target"] = {"cas_p50_limit_ms": round(limit, 1), "p50_met": cas["p50_ms"] <= limit,
@@ -114,8 +95,9 @@ def run(url: str, sketches: list[bytes], category: str, *, rounds: int, think: f
     report = {"url": url, "category": category, "rounds": rounds, "think_s": think, "idle_s": idle,
               "waited_for_compiles_s": round(compiling_s, 1),
               "after_idle": phase(url, sketches, category, rounds, think)}
-    answered = asyncio.run(_burst(url, sketches, category, burst))
-    report["burst"] = {"requests": burst, "ok": answered}
+    burst_load = run_load(url, sketch_request("colorize_and_search", sketches, category), concurrency=16,
+                          requests=burst, max_seconds=300, timeout_s=300)
+    report["burst"] = {"requests": burst, "ok": burst_load.ok}
     report["after_burst"] = phase(url, sketches, category, rounds, think)
     return report
 

@@ -85,9 +85,8 @@ def predict_proba(classifier: SketchClassifier, images: Sequence[np.ndarray],
         with torch.inference_mode():
             for start in range(0, len(images), max(1, int(batch_size))):
                 batch = prepare_batch(images[start:start + batch_size], classifier.image_size).to(device)
-                both = classifier(torch.cat([batch, batch.flip(-1)])).float()
-                probabilities = torch.softmax(both, dim=1)
-                out[start:start + len(batch)] = ((probabilities[:len(batch)] + probabilities[len(batch):]) / 2).cpu().numpy()
+                both = torch.softmax(classifier(torch.cat([batch, batch.flip(-1)])).float(), dim=1)
+                out[start:start + len(batch)] = both.reshape(2, len(batch), -1).mean(dim=0).cpu().numpy()
     finally:
         classifier.train(was_training)
     return out

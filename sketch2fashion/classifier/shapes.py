@@ -123,8 +123,7 @@ def _pants(rng: np.random.Generator) -> _Drawing:
         lines.append(np.array([(0.0, 0.08), (0.0, crotch * 0.8)]))
     if rng.random() < 0.2:
         for sign in (-1, 1):
-            lines.append(_arc(sign * waist, 0.05, 0.15, 0.15, 90 if sign > 0 else 0, 180 if sign > 0 else 90, 8)
-                         * np.array([1, 1]))
+            lines.append(_arc(sign * waist, 0.05, 0.15, 0.15, 90 if sign > 0 else 0, 180 if sign > 0 else 90, 8))
     return _Drawing([leg], [], lines)
 
 

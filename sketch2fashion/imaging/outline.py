@@ -74,29 +74,56 @@ def _transitions(neighbours: list[np.ndarray]) -> np.ndarray:
     return sum(((a == 0) & (b == 1)).astype(np.uint8) for a, b in zip(ring[:-1], ring[1:]))
 
 
+def _thinning_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Zhang-Suen's delete rule for both sub-passes, for each of the 256 neighbourhoods (bit k of
+    the code = neighbour P(k+2), clockwise from north, as `_neighbours` orders them)."""
+    codes = np.arange(256)
+    p = [(codes >> k) & 1 for k in range(8)]
+    count = sum(p)
+    ring = p + p[:1]
+    crossings = sum((a == 0) & (b == 1) for a, b in zip(ring[:-1], ring[1:]))
+    p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
+    common = (count >= 2) & (count <= 6) & (crossings == 1)
+    first = common & (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
+    second = common & (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+    return first.astype(np.uint8), second.astype(np.uint8)
+
+
+_DELETE_FIRST, _DELETE_SECOND = _thinning_tables()
+
+
+def _neighbour_codes(image: np.ndarray) -> np.ndarray:
+    """Every inner pixel's 8-neighbour code (uint8; bit k = `_neighbours(image)[k]`) of a
+    1-padded 0/1 uint8 image."""
+    planes = _neighbours(image)
+    codes = planes[0].copy()
+    for bit, plane in enumerate(planes[1:], start=1):
+        codes |= plane << bit
+    return codes
+
+
 def skeleton(ink: np.ndarray) -> np.ndarray:
-    """One-pixel-wide centre lines of the ink (Zhang-Suen thinning, each pass vectorised).
+    """One-pixel-wide centre lines of the ink (Zhang-Suen thinning).
 
     Stroke ends are only well defined on a skeleton: a thick stroke has no single end pixel.
+    Each sub-pass packs every pixel's 8 neighbours into one code and looks the delete rule up
+    in a 256-entry table, over the ink's bounding box only: the same pixels as testing the
+    rule's conditions plane by plane, several times cheaper (every served drawing is thinned).
     """
-    image = np.pad(ink.astype(np.uint8), 1)
+    out = np.zeros(ink.shape, bool)
+    if not ink.any():
+        return out
+    x, y, w, h = cv2.boundingRect(ink.astype(np.uint8))
+    image = np.pad(ink[y:y + h, x:x + w].astype(np.uint8), 1)
     while True:
         removed = 0
-        for first_pass in (True, False):
-            p = _neighbours(image)
-            count = sum(p)
-            a = _transitions(p)
-            p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
-            if first_pass:
-                spare = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
-            else:
-                spare = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
-            centre = image[1:-1, 1:-1]
-            delete = (centre == 1) & (count >= 2) & (count <= 6) & (a == 1) & spare
-            removed += int(np.count_nonzero(delete))
-            centre[delete] = 0
+        for table in (_DELETE_FIRST, _DELETE_SECOND):
+            delete = cv2.LUT(_neighbour_codes(image), table) & image[1:-1, 1:-1]
+            removed += cv2.countNonZero(delete)
+            image[1:-1, 1:-1][delete > 0] = 0
         if removed == 0:
-            return image[1:-1, 1:-1] > 0
+            out[y:y + h, x:x + w] = image[1:-1, 1:-1] > 0
+            return out
 
 
 def stroke_ends(ink: np.ndarray) -> np.ndarray:

@@ -86,7 +86,8 @@ class Catalog:
     def search(self, query: CatalogQuery) -> CatalogAnswer:
         try:
             version, products = self.holder.search(photo=query.photo, sketch=query.sketch, text=query.text,
-                                                   category=query.category, top_k=query.top_k)
+                                                   category=query.category, top_k=query.top_k,
+                                                   hint_planes=query.hint_planes)
         except LookupError as exc:
             return CatalogAnswer(error=str(exc))
         return CatalogAnswer(products=products, version=version)

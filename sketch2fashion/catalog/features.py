@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sketch2fashion.catalog.colour import garment_mask_from_photo, lab_histogram
-from sketch2fashion.imaging.hints import split_sketch
+from sketch2fashion.imaging.hints import Hints, split_sketch
 from sketch2fashion.imaging.io import fit_within
 
 IMAGE_SIGNALS = ("sketch", "photo", "hint_colour", "photo_colour")
@@ -76,7 +76,12 @@ def photo_colour(rgb: np.ndarray, bins: Sequence[int]) -> np.ndarray:
 
 def hint_colour(sketch_rgb: np.ndarray, bins: Sequence[int]) -> np.ndarray | None:
     """Colour part of a drawing's hints; None when the shopper drew no colour."""
-    _, hints = split_sketch(sketch_rgb)
+    return hints_colour(split_sketch(sketch_rgb)[1], bins)
+
+
+def hints_colour(hints: Hints, bins: Sequence[int]) -> np.ndarray | None:
+    """Colour part of hints already split from their drawing (the API sends the ones it split
+    for the colorizer, so the Catalog does not split the drawing a second time)."""
     if not hints.hinted.any():
         return None
     return sqrt_histogram(hints.rgb, hints.mask, bins)

@@ -27,12 +27,13 @@ from tqdm import tqdm
 from sketch2fashion.catalog.colour import dominant_colours, garment_mask_from_photo
 from sketch2fashion.catalog.embedder import ImageEncoder, embed_images, load_encoder
 from sketch2fashion.catalog.features import (
-    FeatureLayout, QueryParts, hint_colour, photo_colour, product_vectors, query_vector,
+    FeatureLayout, QueryParts, hint_colour, hints_colour, photo_colour, product_vectors, query_vector,
 )
 from sketch2fashion.catalog.index import (
     VERSIONS_DIR, IndexConfig, IndexWriter, VectorIndex, load_version, read_pointer,
 )
 from sketch2fashion.catalog.text import TextIndex, colour_word_match, colour_words
+from sketch2fashion.imaging.hints import Hints
 from sketch2fashion.imaging.io import load_rgb
 
 ENCODER_FILE = "encoder.pt"
@@ -321,19 +322,26 @@ class Catalog:
         return snapshot
 
     # -- queries ----------------------------------------------------------------------------------
-    def encode(self, *, photo: np.ndarray | None = None, sketch: np.ndarray | None = None) -> QueryParts:
+    def encode(self, *, photo: np.ndarray | None = None, sketch: np.ndarray | None = None,
+               hints: Hints | None = None) -> QueryParts:
         """Embeddings and colour descriptors of the query images (uint8 RGB, any size)."""
-        return self._encode(self._current(), photo=photo, sketch=sketch)
+        return self._encode(self._current(), photo=photo, sketch=sketch, hints=hints)
 
     @staticmethod
-    def _encode(snap: _Snapshot, *, photo: np.ndarray | None, sketch: np.ndarray | None) -> QueryParts:
+    def _encode(snap: _Snapshot, *, photo: np.ndarray | None, sketch: np.ndarray | None,
+                hints: Hints | None = None) -> QueryParts:
+        """`hints`, when given, are the sketch's colour hints already split from it (any size)."""
         images = [img for img in (sketch, photo) if img is not None]
         embeddings = embed_images(snap.encoder, images) if images else np.zeros((0, snap.layout.embedding_dim))
         bins = snap.layout.colour_bins
+        if hints is not None:
+            hint_part = hints_colour(hints, bins)
+        else:
+            hint_part = hint_colour(sketch, bins) if sketch is not None else None
         return QueryParts(
             sketch=embeddings[0] if sketch is not None else None,
             photo=embeddings[-1] if photo is not None else None,
-            hint_colour=hint_colour(sketch, bins) if sketch is not None else None,
+            hint_colour=hint_part,
             photo_colour=photo_colour(photo, bins) if photo is not None else None,
         )
 
@@ -346,11 +354,12 @@ class Catalog:
                                      brand=brand, price_min=price_min, price_max=price_max, weights=weights)[1]
 
     def search_versioned(self, *, photo: np.ndarray | None = None, sketch: np.ndarray | None = None,
-                         **query: Any) -> tuple[str, list[ProductHit]]:
+                         hints: Hints | None = None, **query: Any) -> tuple[str, list[ProductHit]]:
         """`search`, and the index version that answered: one snapshot encodes, ranks and names
-        the cards, so an answer never mixes two versions while `refresh()` swaps them."""
+        the cards, so an answer never mixes two versions while `refresh()` swaps them. `hints`:
+        the sketch's colour hints when the caller has split them already (see `_encode`)."""
         snap = self._current()
-        parts = self._encode(snap, photo=photo, sketch=sketch)
+        parts = self._encode(snap, photo=photo, sketch=sketch, hints=hints)
         return snap.version, self._search_parts(snap, parts, **query)
 
     def search_parts(self, parts: QueryParts, *, text: str | None = None, category: str | None = None,

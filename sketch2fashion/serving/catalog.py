@@ -14,12 +14,24 @@ from typing import Any
 
 import numpy as np
 
+from sketch2fashion.imaging.hints import Hints
 from sketch2fashion.serving import metrics
 from sketch2fashion.serving.config import ServingConfig, load_project_params
 
 log = logging.getLogger("sketch2fashion.serving")
 NO_INDEX = "the product catalog has no published search index yet; run `dvc repro index`"
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+
+
+def hints_of_planes(planes: np.ndarray | None) -> Hints | None:
+    """uint8 4 x S x S (hint RGB, mask; the packed sketch's planes 1-4) -> Hints; None stays None.
+    Anything else is refused (ValueError): the planes come from the API, never from a client."""
+    if planes is None:
+        return None
+    array = np.asarray(planes)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[0] != 4:
+        raise ValueError(f"hint planes must be uint8 4 x S x S, got {array.dtype} {array.shape}")
+    return Hints(np.ascontiguousarray(array[:3].transpose(1, 2, 0)), (array[3] > 0).astype(np.uint8))
 
 
 class NoSuchImage(LookupError):
@@ -40,13 +52,17 @@ class CatalogHolder:
         self._thread.start()
 
     def search(self, *, photo: np.ndarray | None, sketch: np.ndarray | None, text: str | None,
-               category: str | None, top_k: int) -> tuple[str, list[dict[str, Any]]]:
-        """(the index version that answered, its product cards): one version, also mid-refresh."""
+               category: str | None, top_k: int, hint_planes: np.ndarray | None = None,
+               ) -> tuple[str, list[dict[str, Any]]]:
+        """(the index version that answered, its product cards): one version, also mid-refresh.
+
+        `hint_planes`: the sketch's hints as the API split them for the colorizer (uint8
+        4 x S x S: RGB, mask), used instead of splitting the drawing again."""
         catalog = self._catalog
         if catalog is None:
             raise LookupError(self.error or NO_INDEX)
-        version, hits = catalog.search_versioned(photo=photo, sketch=sketch, text=text, category=category,
-                                                 top_k=top_k)
+        version, hits = catalog.search_versioned(photo=photo, sketch=sketch, hints=hints_of_planes(hint_planes),
+                                                 text=text, category=category, top_k=top_k)
         return version, [hit.to_dict() for hit in hits]
 
     def image(self, product_id: str) -> tuple[bytes, str]:

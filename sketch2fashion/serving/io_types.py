@@ -32,6 +32,9 @@ class ColorizeResult(bentoml.IODescriptor):
 class CatalogQuery(bentoml.IODescriptor):
     photo: Optional[Uint8Array] = None
     sketch: Optional[Uint8Array] = None
+    hint_planes: Optional[Uint8Array] = None
+    """The sketch's colour hints as the API split them for the colorizer (uint8 4 x S x S: hint
+    RGB and mask, the packed sketch's planes 1-4), so the Catalog need not split it again."""
     text: Optional[str] = None
     category: Optional[str] = None
     top_k: int = 10

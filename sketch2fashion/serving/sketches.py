@@ -35,6 +35,15 @@ class PreparedSketch:
     """Stroke ends (N x 2, x y as fractions of the square drawing) where the outline is still
     open and colour would otherwise run out: where the page asks the shopper to close it."""
 
+    @property
+    def hint_planes(self) -> np.ndarray:
+        """The hints split from the drawing (uint8 4 x S x S: RGB, mask), for the catalog search."""
+        return self.packed[HINT_PLANES]
+
+
+HINT_PLANES = slice(1, 5)
+"""Hint RGB and mask among the packed planes (models.inputs.SKETCH_PLANES)."""
+
 
 def prepare_sketch(rgb: np.ndarray, size: int) -> PreparedSketch:
     square = square_pad(rgb)

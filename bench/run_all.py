@@ -387,7 +387,10 @@ def headline(results: dict) -> dict:
         cpu = best_served_row.get("cpu_ms_per_ok") or {}
         server_cpu = sum(v for k, v in cpu.items() if k != "client") if cpu else None
         raw_cpu = 1000 * raw_best_row["cores_busy"] / raw_best_row["img_per_s"] if raw_best_row.get("cores_busy") else None
+        colorizer_over_raw = colorizer_cpu_over_raw(best_served_row)
+        api_cpu = api_cpu_ms_per_request(served["batching"])
         by_model[key] = {
+            "colorizer_cpu_over_raw": colorizer_over_raw, "api_cpu_ms_per_request": api_cpu,
             "raw_best_cpu_ms_per_img": round(raw_cpu, 1) if raw_cpu else None,
             "raw_best_cores_busy": raw_best_row.get("cores_busy"),
             "served_cpu_ms_per_request": cpu, "served_cores_busy": best_served_row.get("cores_busy"),
@@ -416,6 +419,9 @@ def headline(results: dict) -> dict:
                 "served_over_raw >= 0.85": bool(served_best / (bracket or raw_best) >= 0.85) if (bracket or raw_best) else None,
                 "served_over_baseline >= 5": bool(served_best / baseline_best >= 5) if baseline_best else None,
                 "lone p50 <= 1.2 x raw batch-1 + 15 ms": bool(lone and lone["p50_ms"] <= limit),
+                "colorizer_cpu_over_raw <= 1.10": (colorizer_over_raw <= COLORIZER_CPU_LIMIT
+                                                   if colorizer_over_raw is not None else None),
+                "api_cpu_ms_per_request <= 8": (api_cpu["ms"] <= API_CPU_LIMIT_MS if api_cpu else None),
             },
         }
     gemm = results.get("gemm_ceiling") or {}
@@ -427,7 +433,40 @@ def headline(results: dict) -> dict:
         by_model[key]["gemm_ceiling_fraction"] = round(best["gflop_per_s"] / ceiling, 3) if ceiling else None
     full = by_model[FULL]
     return {"served_over_raw": full["served_over_raw"], "served_over_baseline": full["served_over_baseline"],
-            "peak_fraction": full["peak_fraction"], "by_model": by_model}
+            "peak_fraction": full["peak_fraction"], "colorizer_cpu_over_raw": full["colorizer_cpu_over_raw"],
+            "api_cpu_ms_per_request": (by_model[CHAMPION]["api_cpu_ms_per_request"] or {}).get("ms"),
+            "by_model": by_model}
+
+
+HEADLINE_KEYS = ("served_over_raw", "served_over_baseline", "peak_fraction", "colorizer_cpu_over_raw",
+                 "api_cpu_ms_per_request")
+"""The headline figures results.json also carries at its top level."""
+COLORIZER_CPU_LIMIT = 1.10
+API_CPU_LIMIT_MS = 8.0
+API_CPU_LEVEL = 32
+"""/colorize_and_search concurrency at which the API's own CPU per request is read (issue 18)."""
+
+
+def colorizer_cpu_over_raw(row: dict) -> float | None:
+    """Colorizer-process CPU ms per image at a served /colorize level ÷ the raw generator's CPU ms
+    per image, timed in this process just before that level (`raw_probe`: the served mode at its
+    best batch). Above 1: what the service adds around the forward pass (unpacking, pickling,
+    HTTP, batching); served batches are often smaller than the probe's, which counts here too."""
+    probe, cpu = row.get("raw_probe") or {}, (row.get("cpu_ms_per_ok") or {}).get("Colorizer")
+    if not probe.get("cores_busy") or not probe.get("img_per_s") or not cpu:
+        return None
+    return round(cpu / (1000 * probe["cores_busy"] / probe["img_per_s"]), 3)
+
+
+def api_cpu_ms_per_request(rows: list[dict]) -> dict | None:
+    """API + Catalog CPU ms per /colorize_and_search answered at API_CPU_LEVEL clients (the nearest
+    level run when that one was not), split by process."""
+    levels = [r for r in rows if r["endpoint"] == "colorize_and_search" and r.get("cpu_ms_per_ok")]
+    if not levels:
+        return None
+    row = min(levels, key=lambda r: abs(r["concurrency"] - API_CPU_LEVEL))
+    parts = {k: row["cpu_ms_per_ok"].get(k, 0.0) for k in ("API", "Catalog")}
+    return {"ms": round(sum(parts.values()), 1), **parts, "concurrency": row["concurrency"]}
 
 
 # --- README ---------------------------------------------------------------------------------------
@@ -506,6 +545,14 @@ def render_readme(results: dict) -> str:
             ("forward pass per sketch, wall ms: raw best vs inside the service (share of time in forward passes)",
              lambda x: f"{_f(1000 / x['raw_best_img_per_s'])} vs {_f(x.get('served_forward_ms_per_img'))} "
                        f"({_f(x.get('served_forward_busy'), 2)})"),
+            ("Colorizer CPU per image ÷ raw generator's (same level) ≤ 1.10",
+             lambda x: f"{_f(x.get('colorizer_cpu_over_raw'), 2)} — "
+                       f"{yes(x['targets'].get('colorizer_cpu_over_raw <= 1.10'))}"),
+            ("API + Catalog CPU ms per /colorize_and_search ≤ 8",
+             lambda x: (f"{x['api_cpu_ms_per_request']['ms']} (API {x['api_cpu_ms_per_request']['API']} + Catalog "
+                        f"{x['api_cpu_ms_per_request']['Catalog']}, {x['api_cpu_ms_per_request']['concurrency']} "
+                        f"clients) — {yes(x['targets'].get('api_cpu_ms_per_request <= 8'))}")
+             if x.get("api_cpu_ms_per_request") else "– (not run for this model)"),
             ("CPU ms per image: raw best vs served by process",
              lambda x: f"{_f(x.get('raw_best_cpu_ms_per_img'))} vs "
                        + ", ".join(f"{k} {v}" for k, v in (x.get('served_cpu_ms_per_request') or {}).items()
@@ -690,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:  # the headline is derived from the sections: recomputed, so a new row needs no re-run
         if results.get("headline"):
             results["headline"] = headline(results)
+            results.update({k: results["headline"].get(k) for k in HEADLINE_KEYS})
             args.out.write_text(json.dumps(results, indent=2) + "\n")
         write_report(results, args.readme)
         return 0
@@ -760,8 +808,7 @@ def main(argv: list[str] | None = None) -> int:
                                "skip_1m": args.skip_1m}
     results["device"] = "cpu (no GPU in this session; CI never has one)"
     results["headline"] = headline(results)
-    for key in ("served_over_raw", "served_over_baseline", "peak_fraction"):
-        results[key] = results["headline"].get(key)
+    results.update({k: results["headline"].get(k) for k in HEADLINE_KEYS})
     results.update(lone_summary(results.get("lone")))
     ordered = {k: results[k] for k in ("served_over_raw", "served_over_baseline", "peak_fraction", "date", "device")}
     ordered.update({k: v for k, v in results.items() if k not in ordered})

@@ -29,7 +29,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import percentile_ms  # noqa: E402
 from loadgen import run as run_load  # noqa: E402
-from serve_colorize import sketch_request, val_sketch_pngs  # noqa: E402
+from serve_colorize import sketch_request, val_sketch_pngs, wait_for_compiles  # noqa: E402
 
 ENDPOINTS = ("colorize", "search", "colorize_and_search")
 SLACK_MS = 15.0
@@ -72,18 +72,6 @@ def phase(url: str, sketches: list[bytes], category: str, rounds: int, think: fl
     out["target"] = {"cas_p50_limit_ms": round(limit, 1), "p50_met": cas["p50_ms"] <= limit,
                      "p99_met": cas["p99_ms"] <= 2 * cas["p50_ms"]}
     return out
-
-
-def wait_for_compiles(client: httpx.Client, url: str, timeout: float = 1200.0) -> float:
-    """Seconds until no champion is still compiling in the background (/models): a compile beside
-    the measured requests would be measured too. A freshly started server compiles every one."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        models = client.get(f"{url}/models").json().get("models", [])
-        if not any("background" in str((m.get("compiled") or {}).get("why", "")) for m in models):
-            return time.monotonic() - started
-        time.sleep(2.0)
-    raise TimeoutError(f"{url}: champions still compiling after {timeout:.0f} s")
 
 
 def run(url: str, sketches: list[bytes], category: str, *, rounds: int, think: float, idle: float,

@@ -230,7 +230,10 @@ def serve_section(full_root: Path, category: str, levels: list[int], baseline_le
         out[CHAMPION]["models_at_start"] = models_snapshot(url)
         rows = []
         for endpoint in ("colorize", "colorize_and_search"):
-            warm_up(url, endpoint, sketches, category)
+            # warm_up also waits for the background compiles: a compile beside a level was measured
+            # as the Colorizer's CPU per image (up to 100 ms at one client, bench/NOTES.md item 18)
+            out[CHAMPION].setdefault("waited_for_compiles_s", {})[endpoint] = round(
+                warm_up(url, endpoint, sketches, category), 1)
             rows += load_levels(url, endpoint, sketches, category, levels, **kw,
                                 probe=probes[CHAMPION] if endpoint == "colorize" else None)
         saturated = best_throughput(rows)

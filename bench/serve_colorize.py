@@ -277,12 +277,30 @@ def sketch_request(endpoint: str, sketches: list[bytes], category: str):
 
 
 def warm_up(url: str, endpoint: str, sketches: list[bytes], category: str, concurrency: int = 16,
-            requests: int = 48) -> None:
-    """Untimed requests at several concurrencies, so each batch shape the sweep sees was built once."""
+            requests: int = 48) -> float:
+    """Untimed requests at several concurrencies, so each batch shape the sweep sees was built once;
+    then waits until no champion compiles in the background. Returns the seconds it waited."""
     request = sketch_request(endpoint, sketches, category)
     for c in (1, concurrency // 2, concurrency):
         run_load(url, request, concurrency=max(1, c), requests=max(c, requests // 3), max_seconds=120,
                  timeout_s=300)
+    with httpx.Client(timeout=300) as client:
+        return wait_for_compiles(client, url)
+
+
+def wait_for_compiles(client: httpx.Client, url: str, timeout: float = 1200.0) -> float:
+    """Seconds until no champion is still compiling in the background (/models): a compile beside
+    the measured requests would be measured too. A freshly started server compiles every one."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        answer = client.get(f"{url}/models")
+        if answer.status_code != 200:  # the baseline handler: nothing compiles there
+            return time.monotonic() - started
+        models = answer.json().get("models", [])
+        if not any("background" in str((m.get("compiled") or {}).get("why", "")) for m in models):
+            return time.monotonic() - started
+        time.sleep(2.0)
+    raise TimeoutError(f"{url}: champions still compiling after {timeout:.0f} s")
 
 
 def load_levels(url: str, endpoint: str, sketches: list[bytes], category: str, levels: list[int], *,

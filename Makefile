@@ -46,7 +46,7 @@ smoke: setup  ## the whole pipeline on the tiny profile in a scratch repo, twice
 	$(BIN)/s2f smoke
 
 bench: setup  ## performance benchmarks -> bench/results.json + bench/README.md (40-50 min; BENCH_ARGS=--skip-1m)
-	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 reliability: setup  ## hostile input, injected faults, upload memory -> reliability/results.json + README.md (~15 min)
 	$(BIN)/python reliability/run.py $(RELIABILITY_ARGS)

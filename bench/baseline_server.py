@@ -7,8 +7,8 @@ eager PyTorch in fp32 NCHW, no batching, no autocast, no TorchScript. Each reque
 Starlette's thread pool (as a sync Flask view would run in a threaded server), so concurrent
 requests run concurrent forward passes that share the cores.
 
-    python bench/baseline_server.py --port 8100 --weights models/top/best_generator.pt
-    python bench/baseline_server.py --port 8100 --ngf 64          # random weights (speed only)
+    python -m bench.baseline_server --port 8100 --weights models/top/best_generator.pt
+    python -m bench.baseline_server --port 8100 --ngf 64          # random weights (speed only)
 
 The generator is params.yaml's `model:` (or `--config`, a JSON file of those settings, e.g. a
 champion's own) at width `--ngf` when given.
@@ -54,7 +54,7 @@ def make_app(generator, size: int):
 
     def colorize_png(data: bytes) -> bytes:
         sketch = prepare_sketch(decode_rgb(data), size)
-        x = torch.from_numpy(generator_input([sketch.edges], [sketch.hint_rgb], [sketch.hint_mask]))
+        x = torch.from_numpy(generator_input([sketch.packed]))
         with torch.no_grad():
             y = generator(x)
         return encode_png(photos_to_uint8(np.asarray(y.clamp(-1, 1).numpy()))[0])

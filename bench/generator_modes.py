@@ -5,7 +5,7 @@ Two generators at 256 px:
 - the demo champion (`models:/colorizer-<cat>@champion`, ngf 32, trained), and
 - the full pix2pix U-Net (ngf 64, the paper's size) with seeded random weights: speed only.
 
-Modes (bench/generator_dtype.py's eager code paths plus the exported model):
+Modes (eager code paths plus the exported model):
 
     fp32      eager NCHW fp32                   bf16      eager NCHW, bf16 autocast
     cl+fp32   eager channels-last fp32          cl+bf16   eager channels-last, bf16 autocast
@@ -16,30 +16,123 @@ Modes (bench/generator_dtype.py's eager code paths plus the exported model):
 
 The pyfunc modes time `pyfunc.predict(numpy)`: the whole served call, with the float32
 conversion and clamp. Every mode of a batch size is warmed up on that shape, then timed in
-interleaved rounds (generator_dtype.bench_runners); the median and best round are kept.
+interleaved rounds (`bench_runners`); the median and best round are kept.
 
-    python bench/generator_modes.py --batch 1 8 32 --out /tmp/generator.json
+    python -m bench.generator_modes --batch 1 8 32 --out /tmp/generator.json
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
 import statistics
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generator_dtype import MODES, bench_runners, flops_per_image, mode_runner, precision, prepared  # noqa: E402
-
-from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS  # noqa: E402
+from sketch2fashion.models.networks import GENERATOR_IN_CHANNELS
 
 ROOT = Path(__file__).resolve().parents[1]
 EAGER_MODES = ("fp32", "bf16", "cl+fp32", "cl+bf16")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    dtype: torch.dtype
+    channels_last: bool
+
+
+MODES = {
+    "fp32": Mode("fp32", torch.float32, channels_last=False),
+    "bf16": Mode("bf16", torch.bfloat16, channels_last=False),
+    "cl+fp32": Mode("cl+fp32", torch.float32, channels_last=True),
+    "cl+bf16": Mode("cl+bf16", torch.bfloat16, channels_last=True),
+}
+
+
+@contextlib.contextmanager
+def precision(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    if dtype == torch.float32:
+        yield
+    else:
+        with torch.autocast(device_type=device.type, dtype=dtype):
+            yield
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def flops_per_image(model: torch.nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x[:1])
+    return float(counter.get_total_flops())
+
+
+def prepared(model: torch.nn.Module, x: torch.Tensor, mode: Mode) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A copy of the model and input in the mode's memory layout (the weights' layout matters too)."""
+    fmt = torch.channels_last if mode.channels_last else torch.contiguous_format
+    return copy.deepcopy(model).to(memory_format=fmt), x.contiguous(memory_format=fmt)
+
+
+def time_runner(run: Callable[[], object], batch: int, seconds: float,
+                device: torch.device | None = None) -> tuple[float, int, float]:
+    """Images/s of `run()` (one forward pass of `batch` images) over about `seconds`, the pass
+    count, and the cores this process kept busy meanwhile (CPU seconds / wall seconds)."""
+    synchronize(device or torch.device("cpu"))
+    iterations, start, cpu_start = 0, time.perf_counter(), time.process_time()
+    while iterations < 1 or time.perf_counter() - start < seconds:
+        run()
+        iterations += 1
+    synchronize(device or torch.device("cpu"))
+    wall = time.perf_counter() - start
+    return iterations * batch / wall, iterations, (time.process_time() - cpu_start) / wall
+
+
+def bench_runners(runners: dict[str, Callable[[], object]], batch: int, seconds: float, warmup: int,
+                  rounds: int, device: torch.device | None = None) -> dict[str, tuple[list[float], int, list[float]]]:
+    """Per runner: the images/s of each round, the total pass count and the cores busy in each
+    round, runners interleaved per round.
+
+    Each runner is warmed up on this batch shape first (oneDNN builds its primitives per shape),
+    then every round times each runner for seconds / rounds (at least one pass), so load from
+    other processes on a shared machine hits every runner alike.
+    """
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    cores: dict[str, list[float]] = {name: [] for name in runners}
+    passes = dict.fromkeys(samples, 0)
+    for _ in range(rounds):
+        for name, run in runners.items():
+            rate, iterations, busy = time_runner(run, batch, seconds / rounds, device)
+            samples[name].append(rate)
+            cores[name].append(busy)
+            passes[name] += iterations
+    return {name: (samples[name], passes[name], cores[name]) for name in samples}
+
+
+def mode_runner(model: torch.nn.Module, x: torch.Tensor, mode: Mode, device: torch.device) -> Callable[[], object]:
+    """One eval forward pass of `model` on `x` in `mode` (layout, precision, inference mode)."""
+    net, inp = prepared(model, x, mode)
+
+    def run() -> object:
+        with torch.inference_mode(), precision(device, mode.dtype):
+            return net(inp)
+
+    return run
+
 SERVED_MODES = {"export-fp32": ("fp32", "off"), "export-bf16": ("bf16", "off"), "compiled-bf16": ("bf16", "on")}
 """pyfunc mode -> (dtype, compile) as the Colorizer would load it."""
 ALL_MODES = (*EAGER_MODES, *SERVED_MODES)

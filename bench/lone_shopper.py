@@ -14,7 +14,7 @@ Per phase and endpoint: p50 / p99 over `--rounds` rounds, and the issue-18 targe
 `/colorize_and_search` p50 <= `/colorize` p50 + `/search` p50 + 15 ms, and its p99 <= 2 x its p50.
 
     make serve   # or s2f demo, in another terminal
-    python bench/lone_shopper.py --url http://127.0.0.1:3000 --out /tmp/lone.json
+    python -m bench.lone_shopper --url http://127.0.0.1:3000 --out /tmp/lone.json
 """
 from __future__ import annotations
 
@@ -25,11 +25,9 @@ import time
 from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import percentile_ms  # noqa: E402
-from loadgen import run as run_load  # noqa: E402
-from serve_colorize import sketch_request, val_sketch_pngs, wait_for_compiles  # noqa: E402
+from bench.loadgen import percentile_ms  # noqa: E402
+from bench.loadgen import run as run_load  # noqa: E402
+from bench.serve_colorize import sketch_request, val_sketch_pngs, wait_for_compiles  # noqa: E402
 
 ENDPOINTS = ("colorize", "search", "colorize_and_search")
 SLACK_MS = 15.0

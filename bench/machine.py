@@ -18,7 +18,7 @@ A measured ceiling is given beside it: the best of a few large torch matrix mult
 fp32 and bf16 on the same threads, which is what the convolution kernels can hope for on this
 machine at that moment (other jobs share the cores).
 
-    python bench/machine.py
+    python -m bench.machine
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Drives Debian's Chromium with Playwright, as a shopper would, on a service start
 trousers (hem left open, as people draw them), the same outline opened too wide (the page rings
 where it must be closed), and a hat. Writes reports/page/demo-*.png.
 
-  python bench/page_shots.py --url http://127.0.0.1:3000
+  python -m bench.page_shots --url http://127.0.0.1:3000
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ One look shows what the tables say row by row: where each setup saturates, how f
 is above the plain handler, and what waiting costs at each load. Drawn by `bench/run_all.py`
 (also with `--render-only`); matplotlib's Agg backend, no display needed.
 
-    python bench/plots.py --results bench/results.json --out bench/serving.png
+    python -m bench.plots --results bench/results.json --out bench/serving.png
 """
 from __future__ import annotations
 

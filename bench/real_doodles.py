@@ -15,7 +15,7 @@ The dotted drawings and their bodies come from `sketch2fashion.data.dev_doodles`
 classifier stage's `real_doodle_accuracy` uses too.
 
   make serve   # or s2f demo, in another terminal
-  python bench/real_doodles.py --url http://127.0.0.1:3000 --out bench/real_doodles.json
+  python -m bench.real_doodles --url http://127.0.0.1:3000 --out bench/real_doodles.json
 """
 from __future__ import annotations
 

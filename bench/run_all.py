@@ -15,10 +15,10 @@ Sections, in this order (ratios are only ever taken between figures of the same 
 6. search    catalog search p50/p99 at 10k / 100k (/ 1M last, bounded by the time budget)
              (bench/search_latency.py, dim 384).
 
-    python bench/run_all.py                       # everything, 40-50 min on 2 cores
-    python bench/run_all.py --skip-1m             # without the 1M-vector search build
-    python bench/run_all.py --sections serve      # re-run one section, keep the others' figures
-    python bench/run_all.py --render-only         # rewrite bench/README.md from bench/results.json
+    python -m bench.run_all                       # everything, 40-50 min on 2 cores
+    python -m bench.run_all --skip-1m             # without the 1M-vector search build
+    python -m bench.run_all --sections serve      # re-run one section, keep the others' figures
+    python -m bench.run_all --render-only         # rewrite bench/README.md from bench/results.json
 
 The top-level keys `served_over_raw`, `served_over_baseline` and `peak_fraction` are for the full
 pix2pix U-Net (the target's definition); `by_model` has the same for the demo champion.
@@ -36,14 +36,13 @@ import time
 from pathlib import Path
 
 # Before torch loads: OpenMP threads that sleep between parallel regions instead of spinning. On
-# this shared 2-core machine the default spinning made the generator up to 30x slower (see
-# bench/omp_probe.py, measured again in the generator section); the service sets the same through
+# this shared 2-core machine the default spinning made the generator up to 30x slower (bench/NOTES.md
+# item 4, bench/experiments/omp-malloc-probes.json); the service sets the same through
 # `serving.omp_wait_policy`. Servers started below get the service's own setting, not this one.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(BENCH))
 
 from sketch2fashion.serving.allocator import keep_freed_memory  # noqa: E402
 
@@ -66,7 +65,7 @@ def log(msg: str) -> None:
 # --- sections -------------------------------------------------------------------------------------
 
 def machine_section() -> dict:
-    import machine
+    from bench import machine
 
     m = machine.describe()
     gemm = machine.gemm_ceiling()
@@ -75,12 +74,12 @@ def machine_section() -> dict:
 
 def generator_section(full_root: Path, category: str, batches: list[int], rounds: int, peaks: dict) -> dict:
     import torch
-    from generator_dtype import flops_per_image
-    from generator_modes import (
+    from bench.generator_modes import flops_per_image
+    from bench.generator_modes import (
         ALL_MODES, champion_checkpoint, champion_model_config, eager_generator, load_pyfunc, model_config,
         random_generator, served_pyfuncs, time_modes,
     )
-    from serve_colorize import isolated_registry
+    from bench.serve_colorize import isolated_registry
 
     from sketch2fashion.models.networks import count_parameters
     from sketch2fashion.registry.promotion import champion, registered_model_name
@@ -118,21 +117,11 @@ def generator_section(full_root: Path, category: str, batches: list[int], rounds
                               "params_m": round(count_parameters(spec["eager"]) / 1e6, 2),
                               "gflop_per_image": round(flops / 1e9, 3), "rows": rows,
                               "best": {k: best[k] for k in ("mode", "batch", "img_per_s", "gflop_per_s", "peak_fraction")}}
-    import omp_probe
-
-    log("generator: libgomp wait policy, default vs PASSIVE (separate processes, alternating)")
-    out["omp_policy_probe"] = omp_probe.compare(category, "bf16", torch.get_num_threads(), [1, 8], 5, 3)
-    log(f"  ms/img {out['omp_policy_probe']['ms_per_img']}")
-    import malloc_probe
-
-    log("generator: glibc malloc, default vs serving.keep_freed_memory (separate processes, alternating)")
-    out["malloc_probe"] = malloc_probe.compare(torch.get_num_threads(), [8, 32], 5, 1)
-    log(f"  {json.dumps(out['malloc_probe']['by_side'])}")
     return out
 
 
 def ssim_section(categories: list[str], generator: dict | None) -> dict:
-    from generator_modes import ALL_MODES, served_mode, ssim_by_mode
+    from bench.generator_modes import ALL_MODES, served_mode, ssim_by_mode
 
     from sketch2fashion.registry.tracking import configure
 
@@ -153,7 +142,7 @@ def ssim_section(categories: list[str], generator: dict | None) -> dict:
 
 
 def train_section() -> dict:
-    import train_step
+    from bench import train_step
 
     from sketch2fashion.params import load_params
 
@@ -167,7 +156,7 @@ def raw_probe_for(pyfunc_model, batch: int, seconds: float = 3.0):
     batch 1, the base of that level's latency limit, so the limit is taken in the same minute too.
     The model must be compiled for both sizes."""
     import numpy as np
-    from generator_dtype import time_runner
+    from bench.generator_modes import time_runner
 
     rng = np.random.default_rng(1)
     inputs = {b: rng.random((b, GENERATOR_IN_CHANNELS, 256, 256), dtype=np.float32) * 2 - 1 for b in {1, batch}}
@@ -190,16 +179,16 @@ def raw_probe_for(pyfunc_model, batch: int, seconds: float = 3.0):
 def serve_section(full_root: Path, category: str, levels: list[int], baseline_levels: list[int],
                   overload_seconds: float, max_seconds: float, env: dict[str, str],
                   generator: dict | None = None) -> dict:
-    from serve_colorize import (
+    from bench.serve_colorize import (
         baseline_server, bento_server, best_throughput, load_levels, overload, val_sketch_pngs, warm_up,
     )
 
-    from generator_modes import SERVED_MODES, champion_checkpoint, champion_model_config, load_pyfunc, model_config, served_mode
+    from bench.generator_modes import SERVED_MODES, champion_checkpoint, champion_model_config, load_pyfunc, model_config, served_mode
 
     from sketch2fashion.params import load_params
     from sketch2fashion.registry.tracking import configure
 
-    from serve_colorize import isolated_registry
+    from bench.serve_colorize import isolated_registry
 
     configure(ROOT)
     champion_cfg = champion_model_config(load_pyfunc(f"models:/colorizer-{category}@champion", "fp32"))
@@ -274,8 +263,8 @@ def serve_section(full_root: Path, category: str, levels: list[int], baseline_le
 
 def lone_section(category: str, env: dict[str, str], idle_s: float = 90.0) -> dict:
     """bench/lone_shopper.py on the demo champions: one shopper, after idle and after a burst."""
-    from lone_shopper import run as lone_run
-    from serve_colorize import bento_server, val_sketch_pngs
+    from bench.lone_shopper import run as lone_run
+    from bench.serve_colorize import bento_server, val_sketch_pngs
 
     sketches = val_sketch_pngs(ROOT / "data", category, 256, n=8)
     with bento_server({}, Path(tempfile.gettempdir()) / "s2f-bench-lone.log", env=env) as url:
@@ -309,7 +298,7 @@ def search_section(sizes: list[int], timeout_s: float, log_name: str) -> dict:
     """bench/search_latency.py in a subprocess (OMP_NUM_THREADS=1: queries single-threaded; build on 2)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out_path = Path(fh.name)
-    cmd = [sys.executable, str(BENCH / "search_latency.py"), "--dim", "384", "--threads", "2",
+    cmd = [sys.executable, "-m", "bench.search_latency", "--dim", "384", "--threads", "2",
            "--query-threads", "1", "--sizes", *map(str, sizes), "--out", str(out_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
@@ -330,7 +319,7 @@ def search_section(sizes: list[int], timeout_s: float, log_name: str) -> dict:
     data = json.loads(out_path.read_text())
     out_path.unlink(missing_ok=True)
     return {"sizes": sizes, "finished": True, "wall_s": round(elapsed, 1), "command": " ".join(
-        ["OMP_NUM_THREADS=1", "python", "bench/search_latency.py", *cmd[2:-2]]), "results": data["results"]}
+        ["OMP_NUM_THREADS=1", "python", "-m", "bench.search_latency", *cmd[3:-2]]), "results": data["results"]}
 
 
 def _ceiling_note(results: dict) -> str:
@@ -360,7 +349,7 @@ def _best_row(rows: list[dict], endpoint: str = "colorize") -> dict | None:
 
 def headline(results: dict) -> dict:
     """Top-level ratios and the targets, per model; the full U-Net's are the top-level keys."""
-    from serve_colorize import best_throughput
+    from bench.serve_colorize import best_throughput
 
     gen, serve = results.get("generator"), results.get("serve")
     if not gen or not serve:
@@ -484,7 +473,7 @@ def _f(value, digits: int = 1, suffix: str = "") -> str:
 
 def write_report(results: dict, readme: Path) -> None:
     """bench/README.md and, beside it, serving.png (bench/plots.py) drawn from the same results."""
-    from plots import plot_serving
+    from bench.plots import plot_serving
 
     plot_serving(results, readme.with_name(SERVING_PLOT))
     readme.write_text(render_readme(results))
@@ -494,7 +483,7 @@ def render_readme(results: dict) -> str:
     m = results.get("machine", {})
     peak = results.get("peak", {})
     lines = ["# Benchmarks", "",
-             "Generated by `make bench` (`python bench/run_all.py`) from `bench/results.json`; do not edit by hand "
+             "Generated by `make bench` (`python -m bench.run_all`) from `bench/results.json`; do not edit by hand "
              "(the analysis is in `bench/NOTES.md`, appended below). Every ratio is between figures of the same "
              "run: the machine is shared with other jobs, so absolute numbers move between runs, ratios much less.", ""]
     if m:
@@ -705,8 +694,7 @@ def render_readme(results: dict) -> str:
         commands = [f"`{part['command']}`" for part in search.get("runs", []) if part.get("command")]
         if commands:
             lines += ["", " and ".join(commands) + " (queries one at a time, as the app calls it).", ""]
-    lines += ["## GPU", "", "No GPU in this run (and CI never has one): every figure above is CPU. "
-              "`python bench/generator_dtype.py --device cuda` and the serve section run unchanged on a GPU host.", ""]
+    lines += ["## GPU", "", "No GPU in this run (and CI never has one): every figure above is CPU.", ""]
     notes = BENCH / "NOTES.md"
     if notes.is_file():
         lines += [notes.read_text().strip(), ""]
@@ -722,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=50.0,
                         help="whole-run budget: the 1M search gets what is left of it, at most --search-1m-minutes")
     parser.add_argument("--search-1m-minutes", type=float, default=25.0)
+    parser.add_argument("--search-sizes", type=int, nargs="+", default=[10_000, 100_000],
+                        help="catalog sizes of the search section (the 1M run is separate: --skip-1m)")
     parser.add_argument("--category", default="top")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rounds", type=int, default=3)
@@ -751,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
     results["sections_run"] = args.sections
-    results["command"] = "python bench/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results["command"] = "python -m bench.run_all " + " ".join(argv if argv is not None else sys.argv[1:])
     timings: dict[str, float] = {}
 
     def timed(name: str, fn, *a, **kw):
@@ -773,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="s2f-bench-") as tmp:
         full_root = Path(tmp) / "full-unet"
         if need_full:
-            from serve_colorize import full_unet_project
+            from bench.serve_colorize import full_unet_project
 
             timed("full U-Net project", full_unet_project, full_root, category=args.category)
         if "generator" in args.sections:
@@ -790,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     if "lone" in args.sections:
         results["lone"] = timed("lone", lone_section, args.category, env)
     if "search" in args.sections:
-        runs = [timed("search 10k/100k", search_section, [10_000, 100_000], 20 * 60, "s2f-bench-search.log")]
+        label = "search " + "/".join(f"{n // 1000}k" for n in args.search_sizes)
+        runs = [timed(label, search_section, args.search_sizes, 20 * 60, "s2f-bench-search.log")]
         if args.skip_1m:
             runs.append({"sizes": [1_000_000], "finished": False, "skipped": "skipped (--skip-1m)"})
         else:

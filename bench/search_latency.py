@@ -9,9 +9,9 @@ Memory / time for 1M x 256-d: vectors 1 GB float32, plus ~1.3 GB for the HNSW gr
 copy of the vectors, plus M*2 neighbour ids per node); build is several minutes on 2 cores. Run it with
 ``--sizes 10000 100000 1000000`` when you have ~4 GB RAM free and time to spare.
 
-    python bench/search_latency.py                         # 10k and 100k, writes reports/search_latency.json
-    python bench/search_latency.py --sizes 1000000 --ef 64 128
-    OMP_NUM_THREADS=1 python bench/search_latency.py --dim 384 --threads 2   # as bench/run_all.py runs it
+    python -m bench.search_latency                         # 10k and 100k, writes reports/search_latency.json
+    python -m bench.search_latency --sizes 1000000 --ef 64 128
+    OMP_NUM_THREADS=1 python -m bench.search_latency --dim 384 --threads 2   # as bench/run_all.py runs it
 
 Queries run with ``--query-threads`` FAISS/OpenMP threads (default 1): the app searches one query at a
 time, and on a small shared machine idle OpenMP threads spinning between queries cost more than they
@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sketch2fashion.catalog.index import HnswParams, IndexConfig, ProductTable, VectorIndex, recall_at_k  # noqa: E402
 

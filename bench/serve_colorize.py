@@ -11,7 +11,7 @@ Pieces (bench/run_all.py drives them; this file also runs on its own):
 - `load_levels`: closed-loop load (bench/loadgen.py) at each concurrency with real val sketches.
 - `overload`: open-loop Poisson arrivals at a multiple of the saturated rate.
 
-    python bench/serve_colorize.py --concurrency 1 8 32 128 --out /tmp/serve.json
+    python -m bench.serve_colorize --concurrency 1 8 32 128 --out /tmp/serve.json
 
 Ratios (served ÷ raw, served ÷ baseline) are taken within one run; absolute numbers move with
 machine load.
@@ -22,9 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,10 +30,10 @@ from pathlib import Path
 
 import httpx
 import yaml
+from bench.loadgen import run as run_load  # noqa: E402
+from bench.loadgen import run_open_raw  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import run as run_load  # noqa: E402
-from loadgen import run_open_raw  # noqa: E402
+from sketch2fashion.serving.launcher import ServerProcess, bentoml_command, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -93,12 +90,6 @@ def process_cpu(root_pid: int) -> dict[str, float]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without MLflow's URIs (a child finds its project's own store)
     and without OMP_WAIT_POLICY (the service's own `serving.omp_wait_policy` decides), plus `extra`."""
@@ -116,45 +107,18 @@ def _set(params: dict, dotted: str, value) -> None:
     node[leaf] = value
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"server not ready in {timeout:.0f} s; see {log_path}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's own process group (it was started in a new session), then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @contextlib.contextmanager
 def _server_process(cmd: list[str], port: int, env: dict[str, str], ready_path: str, ready_timeout: float,
                     log_path: Path) -> Iterator[str]:
-    """Run `cmd` (a server on loopback `port`) in its own session, logging to `log_path`; yields
-    its URL once `ready_path` answers 200 and stops the whole process group afterwards."""
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        SERVER_PIDS[url] = proc.pid
+    """`cmd` (a server on loopback `port`) through the package's launcher, logging to `log_path`;
+    yields its URL once `ready_path` answers 200 and stops the whole process group afterwards."""
+    with ServerProcess(cmd, f"http://127.0.0.1:{port}", cwd=ROOT, env=env, log_path=log_path) as server:
+        SERVER_PIDS[server.url] = server.pid
         try:
-            _wait_ready(url, proc, ready_path, ready_timeout, log_path)
-            yield url
+            server.wait_ready(ready_path, ready_timeout)
+            yield server.url
         finally:
-            SERVER_PIDS.pop(url, None)
-            _stop(proc)
+            SERVER_PIDS.pop(server.url, None)
 
 
 @contextlib.contextmanager
@@ -169,8 +133,7 @@ def bento_server(overrides: dict | None = None, log_path: Path | None = None, *,
         params_file = Path(fh.name)
     port = free_port()
     extra = {"S2F_PARAMS": str(params_file), "S2F_PROJECT_ROOT": str(project_root), **(env or {})}
-    cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", "service:API", "--host", "127.0.0.1",
-           "--port", str(port)]
+    cmd = bentoml_command("127.0.0.1", port)
     try:
         with _server_process(cmd, port, child_env(extra), "/readyz", ready_timeout,
                              log_path or Path(tempfile.gettempdir()) / f"s2f-bench-serve-{port}.log") as url:
@@ -187,7 +150,7 @@ def baseline_server(*, cfg: dict, weights: Path | None, threads: int = 2, log_pa
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="s2f-bench-model-", delete=False) as fh:
         json.dump(cfg, fh)
         cfg_file = Path(fh.name)
-    cmd = [sys.executable, str(ROOT / "bench" / "baseline_server.py"), "--port", str(port), "--config", str(cfg_file),
+    cmd = [sys.executable, "-m", "bench.baseline_server", "--port", str(port), "--config", str(cfg_file),
            "--threads", str(threads)] + (["--weights", str(weights)] if weights else [])
     try:
         with _server_process(cmd, port, child_env(env), "/ready", 120,
@@ -229,9 +192,7 @@ def full_unet_project(root: Path, *, ngf: int = 64, category: str = "top", seed:
     from sketch2fashion.params import load_params
     from sketch2fashion.registry.colorizer_model import log_colorizer
     from sketch2fashion.registry.promotion import promote, register_version
-
-    sys.path.insert(0, str(ROOT / "bench"))
-    from generator_modes import random_generator
+    from bench.generator_modes import random_generator
 
     root.mkdir(parents=True, exist_ok=True)
     params = load_params(ROOT / "params.yaml")
@@ -456,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             report["served"] += load_levels(url, endpoint, sketches, args.category, args.concurrency,
                                             per_client=args.per_client, max_seconds=args.max_seconds)
     if args.baseline:
-        from generator_modes import champion_checkpoint, champion_model_config, load_pyfunc
+        from bench.generator_modes import champion_checkpoint, champion_model_config, load_pyfunc
 
         from sketch2fashion.registry.tracking import configure
 

@@ -4,7 +4,7 @@ For measuring on the real photo set (../shared/data) where the DVC/MLflow stack 
 installed, e.g. on a lent GPU machine. It trains exactly as the `train@<category>` stage does
 (`sketch2fashion.colorizer.run.ColorizerRun`) and prints/writes per-category val SSIM.
 
-  python bench/train_real_photos.py --data-dir /tmp/realdata/data --out /tmp/real-results \\
+  python -m bench.train_real_photos --data-dir /tmp/realdata/data --out /tmp/real-results \\
       --set train.epochs=40 --set model.ngf=64
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training throughput of the colorizer, against the GEMM ceilings measured beside it.
 
-  python bench/train_step.py                     # params.yaml's colorizer and the pix2pix one it replaced
+  python -m bench.train_step                     # params.yaml's colorizer and the pix2pix one it replaced
 
 For each model (params.yaml's `model`/`train` and, for comparison, the earlier demo colorizer:
 ngf 32 at full size, transposed convs, Tanh photo, PatchGAN) it times whole training steps at
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args()
 
-    from machine import gemm_ceiling  # bench/ is on sys.path when this runs as a script
+    from bench.machine import gemm_ceiling  # bench/ is on sys.path when this runs as a script
 
     result = measure(load_params(args.params), batch=args.batch, steps=args.steps, rounds=args.rounds,
                      device=args.device, data_dir=args.data_dir)

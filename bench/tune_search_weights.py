@@ -4,7 +4,7 @@ Prints the best weight sets by MRR with their acc@10; copy the chosen set into p
 `search.weights`, then `dvc repro evaluate_search` reports the val table with it. Needs the
 published index and champion colorizers (`dvc repro index promote`).
 
-    python bench/tune_search_weights.py --every 3
+    python -m bench.tune_search_weights --every 3
 """
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ import numpy as np
 
 from sketch2fashion.params import categories, load_params
 from sketch2fashion.pipeline import tool_env
+from sketch2fashion.serving.launcher import ServerProcess, bento_server
 
 TIMING_REPORT = Path("reports/demo/timing.json")
 READY_TIMEOUT_S = 1800.0
@@ -101,8 +101,8 @@ def run_demo(root: Path, *, host: str = "127.0.0.1", port: int = 3000, serve: bo
     echo(f"s2f demo: first wave ({', '.join(first_wave(names))})")
     _dvc(root, "repro", *first_wave(names))
     timing.first_wave_s = clock()
-    server = _start_server(root, host, port)
-    url = f"http://{host}:{port}"
+    server = bento_server(root, host=host, port=port, env=tool_env(), cwd=root).start()
+    url = server.url
     try:
         _wait_for_champion(url, names[0], server)
         timing.page_s = clock()
@@ -124,11 +124,11 @@ def run_demo(root: Path, *, host: str = "127.0.0.1", port: int = 3000, serve: bo
         _write_timing(root, timing)
         if serve:
             echo(f"s2f demo: serving on {url} (Ctrl+C stops)")
-            server.wait()
+            server.process.wait()
     except KeyboardInterrupt:
         echo("s2f demo: stopping the service")
     finally:
-        _stop(server)
+        server.stop()
     return timing
 
 
@@ -175,21 +175,6 @@ def _dvc(root: Path, *args: str) -> None:
         raise RuntimeError(f"`dvc {' '.join(args)}` failed (exit {proc.returncode}); see its output above")
 
 
-def _start_server(root: Path, host: str, port: int) -> subprocess.Popen:
-    bentoml = Path(sys.executable).parent / "bentoml"
-    return subprocess.Popen([str(bentoml), "serve", "service:API", "--host", host, "--port", str(port)],
-                            cwd=root, env=tool_env(), start_new_session=True)
-
-
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-
-
 def _models(url: str) -> dict[str, dict]:
     try:
         rows = httpx.get(f"{url}/models", timeout=10).json()["models"]
@@ -198,28 +183,28 @@ def _models(url: str) -> dict[str, dict]:
     return {row["category"]: row for row in rows}
 
 
-def _wait(url: str, server: subprocess.Popen, done: Callable[[dict[str, dict]], bool], what: str) -> None:
+def _wait(url: str, server: ServerProcess, done: Callable[[dict[str, dict]], bool], what: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the service exited (code {server.returncode}) before {what}")
+        if server.exited() is not None:
+            raise RuntimeError(f"the service exited (code {server.exited()}) before {what}")
         if done(_models(url)):
             return
         time.sleep(1.0)
     raise RuntimeError(f"gave up after {READY_TIMEOUT_S:.0f} s waiting for {what}")
 
 
-def _wait_for_champion(url: str, category: str, server: subprocess.Popen) -> None:
+def _wait_for_champion(url: str, category: str, server: ServerProcess) -> None:
     _wait(url, server, lambda rows: rows.get(category, {}).get("version") is not None,
           f"the {category} champion to load")
 
 
-def _wait_for_all(url: str, names: Sequence[str], server: subprocess.Popen) -> None:
+def _wait_for_all(url: str, names: Sequence[str], server: ServerProcess) -> None:
     _wait(url, server, lambda rows: all(rows.get(c, {}).get("version") is not None for c in names),
           "every champion to load")
 
 
-def _note_all_champions(url: str, names: Sequence[str], server: subprocess.Popen, timing: DemoTiming,
+def _note_all_champions(url: str, names: Sequence[str], server: ServerProcess, timing: DemoTiming,
                         clock: Stopwatch, echo: Callable[[str], None]) -> None:
     try:
         _wait_for_all(url, names, server)

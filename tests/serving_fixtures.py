@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +24,7 @@ import yaml
 
 from sketch2fashion.imaging.io import encode_png
 from sketch2fashion.params import deep_merge, load_params
+from sketch2fashion.serving.launcher import ServerProcess, bento_server
 from mlflow_sandbox import MLFLOW_ENV, isolated_mlflow
 from waiting import HANG_SECONDS
 
@@ -208,71 +204,34 @@ def bomb_png(side: int = 30000) -> bytes:
 
 # --- the server ----------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class BentoServer:
-    """`bentoml serve service:API` as a subprocess (own process group), stopped on exit."""
+class BentoServer(ServerProcess):
+    """`bentoml serve service:API` on the scratch project (the package's launcher), ready on enter."""
 
     def __init__(self, project: Project, log_path: Path, *, ready_timeout: float = HANG_SECONDS,
                  env: dict[str, str] | None = None, ready_path: str = "/readyz") -> None:
+        environment = {k: v for k, v in os.environ.items() if k not in MLFLOW_ENV and k != "CUDA_VISIBLE_DEVICES"}
+        environment.update({"BENTOML_HOME": str(project.root / "bentoml"), "OMP_NUM_THREADS": "1", **(env or {})})
+        server = bento_server(project.root, env=environment, log_path=log_path)
+        super().__init__(server.command, server.url, env=server.env, log_path=log_path)
         self.project = project
-        self.extra_env = dict(env or {})
+        self.port = int(server.url.rsplit(":", 1)[1])
         self.ready_path = ready_path  # /livez for a project that is not meant to be ready (a category training)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
         self.ready_timeout = ready_timeout
-        self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> BentoServer:
-        env = {k: v for k, v in os.environ.items() if k not in MLFLOW_ENV and k != "CUDA_VISIBLE_DEVICES"}
-        env.update({"S2F_PROJECT_ROOT": str(self.project.root),
-                    "BENTOML_HOME": str(self.project.root / "bentoml"),
-                    "BENTOML_DO_NOT_TRACK": "True",
-                    "OMP_NUM_THREADS": "1", **self.extra_env})
-        bentoml = Path(sys.executable).with_name("bentoml")
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [str(bentoml), "serve", "service:API", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.start()
         try:
             self.wait_ready()
         except BaseException:
-            self.__exit__(None, None, None)
+            self.stop()
             raise
         return self
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited with {self.process.returncode}:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.5)
-        raise TimeoutError(f"not ready within {self.ready_timeout}s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 6000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-chars:]
-        return ""
+    def wait_ready(self, path: str | None = None, timeout: float | None = None) -> None:
+        super().wait_ready(path or self.ready_path, timeout or self.ready_timeout)
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self._log.close()
+        self.stop(grace=20.0)
 
 
 def service_process(server: BentoServer, name: str) -> psutil.Process:

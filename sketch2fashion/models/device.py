@@ -5,7 +5,7 @@ bf16 autocast pays off only where the hardware computes bf16 natively (CUDA comp
 is slower than fp32, so we ask the CPU for its real capabilities instead of trusting
 `torch.ops.mkldnn._is_mkldnn_bf16_supported()` (true on any AVX-512 CPU).
 
-bf16 also wants channels-last tensors. Measured with bench/generator_dtype.py (256 px U-Net,
+bf16 also wants channels-last tensors. Measured with the eager modes of bench/generator_modes.py (256 px U-Net,
 eval, batch 1 / 8): on this project's 2-core AVX512-BF16 CPU (no AMX), NCHW bf16 was 1.08x / 2.14x
 fp32 in a quiet run but erratic under load (oneDNN reorders around layers), channels-last bf16
 1.48x / 2.57x; on 2 threads of an AMX Xeon, NCHW bf16 0.87x / 1.97x, channels-last bf16

@@ -130,8 +130,7 @@ SWITCH_INTERVAL_WHILE_COMPILING = 0.0001
 (Python's default is 0.005). A compiled batch needs the GIL between its ~100 kernel calls; with
 the default, a compile beside it (Python-heavy tracing) raised a 4-image batch of the demo
 generator from 11.7 to 134 ms (p50); with 0.1 ms, to 28 ms, the compile taking 31 s instead of 22
-(2 AMD EPYC AVX512-BF16 cores, 2026-12-07: python bench/compile_beside_serving.py
---switch-interval 0.005 / 0.0001)."""
+(2 AMD EPYC AVX512-BF16 cores, 2026-12-07, a one-off probe: bench/NOTES.md item 16)."""
 
 
 def compiling_politely(work: Callable[[], T]) -> T:

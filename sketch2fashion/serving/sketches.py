@@ -110,7 +110,7 @@ def encode_photo(photo: np.ndarray, fmt: str, *, png_compression: int = 6, jpeg_
 
     Why JPEG exists at all: a generated 256 px photo is textured, so even fast PNG settings take
     ~2.3 ms of the API's CPU and ~92 KB; JPEG at quality 92 takes ~0.4 ms and ~10 KB
-    (bench/NOTES.md, `python bench/api_steps.py`). PNG stays for clients that want it lossless.
+    (bench/NOTES.md, bench/experiments/api-steps.json). PNG stays for clients that want it lossless.
     """
     if fmt == "png":
         return encode_photo_png(photo, png_compression)

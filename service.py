@@ -36,6 +36,9 @@ API_TRAFFIC = {"timeout": CONFIG.timeout}
 # requests or 300 s, closes the session with every call on it still in flight: measured 16% of
 # /colorize calls failing at 32 concurrent clients; serving.traffic.session_max_*).
 CONNECTION = {"max_requests": CONFIG.session_max_requests, "max_age": CONFIG.session_max_age}
+# The Colorizer and the Catalog are only called by the API, whose access log has every public
+# request: theirs would log each of those again, costing CPU on every call (bench/NOTES.md item 18).
+INTERNAL_LOGGING = {"access": {"enabled": False}}
 # Declared, not inferred: BentoML 1.4 otherwise rebuilds the JSON schema of a list output on
 # every response to find its media type (0.66 ms of the Colorizer's CPU per request, measured).
 JSON = ContentType("application/json")
@@ -45,7 +48,8 @@ BATCHING = ({"batchable": True, "max_batch_size": CONFIG.max_batch_size, "max_la
             if CONFIG.max_batch_size > 1 else {})
 
 
-@bentoml.service(resources={"gpu": 1}, traffic=TRAFFIC, runner_connection=CONNECTION, workers=1)
+@bentoml.service(resources={"gpu": 1}, traffic=TRAFFIC, runner_connection=CONNECTION, workers=1,
+                 logging=INTERNAL_LOGGING)
 class Colorizer:
     """Holds one champion per category; swaps in new ones as the registry promotes them."""
 
@@ -70,7 +74,7 @@ class Colorizer:
         self.host.stop()
 
 
-@bentoml.service(traffic=TRAFFIC, runner_connection=CONNECTION, workers=1)
+@bentoml.service(traffic=TRAFFIC, runner_connection=CONNECTION, workers=1, logging=INTERNAL_LOGGING)
 class Catalog:
     """Product search; picks up newly published index versions by itself."""
 
@@ -87,7 +91,7 @@ class Catalog:
         try:
             version, products = self.holder.search(photo=query.photo, sketch=query.sketch, text=query.text,
                                                    category=query.category, top_k=query.top_k,
-                                                   hint_planes=query.hint_planes)
+                                                   hint_pixels=query.hint_pixels)
         except LookupError as exc:
             return CatalogAnswer(error=str(exc))
         return CatalogAnswer(products=products, version=version)

@@ -121,10 +121,10 @@ def test_fused_score_is_the_weighted_sum_of_cosine_and_bhattacharyya(shop):
 
 
 def test_hints_split_by_the_api_answer_as_the_drawing_does(shop):
-    """The API sends the hints it split for the colorizer (packed planes at the model's size) so
+    """The API sends the colours of the hints it split for the colorizer (at the model's size) so
     the Catalog does not split the drawing again: the answer must be the drawing's own, and a
     drawing without colour must not gain a colour signal on the way."""
-    from sketch2fashion.serving.catalog import hints_of_planes
+    from sketch2fashion.serving.catalog import hints_of_pixels
     from sketch2fashion.serving.sketches import prepare_sketch
 
     tmp_path, params, _, _ = shop
@@ -135,15 +135,15 @@ def test_hints_split_by_the_api_answer_as_the_drawing_does(shop):
     drawing[56:72, 56:72] = COLOURS["green"]
     weights = {"sketch": 0.0, "photo": 0.0, "hint_colour": 1.0, "photo_colour": 0.0}
     for sketch, colour_expected in ((drawing, True), (plain, False)):
-        hints = hints_of_planes(prepare_sketch(sketch, 64).hint_planes)
+        hints = hints_of_pixels(prepare_sketch(sketch, 64).hint_pixels)
         assert bool(hints.hinted.any()) is colour_expected
         own = catalog.search(sketch=sketch, top_k=6, weights=weights)
         split = catalog.search_versioned(sketch=sketch, hints=hints, top_k=6, weights=weights)[1]
         assert [(h.id, round(h.score, 4)) for h in split] == [(h.id, round(h.score, 4)) for h in own]
     assert own == []  # no colour drawn, only the colour signal weighted: nothing to rank by
     assert catalog.search(sketch=drawing, top_k=1, weights=weights)[0].id.endswith("green")
-    with pytest.raises(ValueError, match="hint planes"):
-        hints_of_planes(np.zeros((3, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="hint pixels"):
+        hints_of_pixels(np.zeros((3, 8, 8), np.uint8))
 
 
 def test_words_rerank_and_text_alone_searches(shop):

@@ -23,15 +23,15 @@ NO_INDEX = "the product catalog has no published search index yet; run `dvc repr
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
 
-def hints_of_planes(planes: np.ndarray | None) -> Hints | None:
-    """uint8 4 x S x S (hint RGB, mask; the packed sketch's planes 1-4) -> Hints; None stays None.
-    Anything else is refused (ValueError): the planes come from the API, never from a client."""
-    if planes is None:
+def hints_of_pixels(pixels: np.ndarray | None) -> Hints | None:
+    """Hinted pixels' colours (uint8 N x 3) -> Hints of one N x 1 strip, all of it hinted; None
+    stays None. Anything else is refused (ValueError): they come from the API, never a client."""
+    if pixels is None:
         return None
-    array = np.asarray(planes)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[0] != 4:
-        raise ValueError(f"hint planes must be uint8 4 x S x S, got {array.dtype} {array.shape}")
-    return Hints(np.ascontiguousarray(array[:3].transpose(1, 2, 0)), (array[3] > 0).astype(np.uint8))
+    array = np.asarray(pixels)
+    if array.dtype != np.uint8 or array.ndim != 2 or array.shape[1] != 3:
+        raise ValueError(f"hint pixels must be uint8 N x 3, got {array.dtype} {array.shape}")
+    return Hints(np.ascontiguousarray(array[:, None, :]), np.ones((len(array), 1), np.uint8))
 
 
 class NoSuchImage(LookupError):
@@ -52,16 +52,16 @@ class CatalogHolder:
         self._thread.start()
 
     def search(self, *, photo: np.ndarray | None, sketch: np.ndarray | None, text: str | None,
-               category: str | None, top_k: int, hint_planes: np.ndarray | None = None,
+               category: str | None, top_k: int, hint_pixels: np.ndarray | None = None,
                ) -> tuple[str, list[dict[str, Any]]]:
         """(the index version that answered, its product cards): one version, also mid-refresh.
 
-        `hint_planes`: the sketch's hints as the API split them for the colorizer (uint8
-        4 x S x S: RGB, mask), used instead of splitting the drawing again."""
+        `hint_pixels`: the colours of the sketch's hinted pixels as the API split them for the
+        colorizer (uint8 N x 3), used instead of splitting the drawing again."""
         catalog = self._catalog
         if catalog is None:
             raise LookupError(self.error or NO_INDEX)
-        version, hits = catalog.search_versioned(photo=photo, sketch=sketch, hints=hints_of_planes(hint_planes),
+        version, hits = catalog.search_versioned(photo=photo, sketch=sketch, hints=hints_of_pixels(hint_pixels),
                                                  text=text, category=category, top_k=top_k)
         return version, [hit.to_dict() for hit in hits]
 

@@ -95,11 +95,11 @@ class Endpoints:
         top_k = parse_top_k(form.text("top_k"), self.limits)
         text = parse_text(form.text("text"), self.limits)
         photo = await self._decode(require_file(form, "image", "a product photo as PNG or JPEG"), "image")
-        drawing = hint_planes = None
+        drawing = hint_pixels = None
         if "sketch" in form.files:
             prepared = await self._prepare(form.files["sketch"])
-            drawing, hint_planes = fit_within(prepared.drawing, SEARCH_DRAWING_SIDE), prepared.hint_planes
-        answer = await self._find("search", photo=photo, sketch=drawing, hint_planes=hint_planes, text=text,
+            drawing, hint_pixels = fit_within(prepared.drawing, SEARCH_DRAWING_SIDE), prepared.hint_pixels
+        answer = await self._find("search", photo=photo, sketch=drawing, hint_pixels=hint_pixels, text=text,
                                   category=category, top_k=top_k)
         return JSONResponse({"products": answer.products, "catalog_version": answer.version})
 
@@ -116,7 +116,7 @@ class Endpoints:
         photo = await self._encode(image, fmt)
         answer = await self._find("colorize_and_search", photo=image,
                                   sketch=fit_within(prepared.drawing, SEARCH_DRAWING_SIDE),
-                                  hint_planes=prepared.hint_planes, text=text, category=category, top_k=top_k)
+                                  hint_pixels=prepared.hint_pixels, text=text, category=category, top_k=top_k)
         return JSONResponse({"image": base64.b64encode(photo).decode("ascii"), "image_type": PHOTO_MEDIA_TYPES[fmt],
                              "category": category, "model_version": version, "products": answer.products,
                              "catalog_version": answer.version,

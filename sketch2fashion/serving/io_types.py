@@ -32,9 +32,10 @@ class ColorizeResult(bentoml.IODescriptor):
 class CatalogQuery(bentoml.IODescriptor):
     photo: Optional[Uint8Array] = None
     sketch: Optional[Uint8Array] = None
-    hint_planes: Optional[Uint8Array] = None
-    """The sketch's colour hints as the API split them for the colorizer (uint8 4 x S x S: hint
-    RGB and mask, the packed sketch's planes 1-4), so the Catalog need not split it again."""
+    hint_pixels: Optional[Uint8Array] = None
+    """The colours of the sketch's hinted pixels as the API split them for the colorizer (uint8
+    N x 3 RGB, N = 0 when nothing is hinted), so the Catalog need not split the drawing again: the
+    hint histogram needs nothing else, and a few dots are a few KB where the planes were 256 KB."""
     text: Optional[str] = None
     category: Optional[str] = None
     top_k: int = 10

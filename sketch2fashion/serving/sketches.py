@@ -36,13 +36,15 @@ class PreparedSketch:
     open and colour would otherwise run out: where the page asks the shopper to close it."""
 
     @property
-    def hint_planes(self) -> np.ndarray:
-        """The hints split from the drawing (uint8 4 x S x S: RGB, mask), for the catalog search."""
-        return self.packed[HINT_PLANES]
+    def hint_pixels(self) -> np.ndarray:
+        """The colours of the hinted pixels (uint8 N x 3 RGB) split from the drawing, for the
+        catalog search's hint colour."""
+        rgb, mask = self.packed[HINT_RGB], self.packed[HINT_MASK]
+        return np.ascontiguousarray(rgb[:, mask > 0].T)
 
 
-HINT_PLANES = slice(1, 5)
-"""Hint RGB and mask among the packed planes (models.inputs.SKETCH_PLANES)."""
+HINT_RGB, HINT_MASK = slice(1, 4), 4
+"""Where the hint colours and mask are among the packed planes (models.inputs.SKETCH_PLANES)."""
 
 
 def prepare_sketch(rgb: np.ndarray, size: int) -> PreparedSketch:

@@ -327,6 +327,7 @@ def ssim_by_mode(categories: list[str], size: int, modes: list[str], log: Callab
     the service returns.
     """
     from sketch2fashion.colorizer.evaluate import evaluate_generator
+    from sketch2fashion.models.inputs import unpack_sketches
     from sketch2fashion.registry.promotion import registered_model_name
 
     totals = dict.fromkeys(modes, 0.0)
@@ -339,7 +340,7 @@ def ssim_by_mode(categories: list[str], size: int, modes: list[str], log: Callab
         reference = load_pyfunc(uri, "fp32")
         eager = eager_generator(champion_checkpoint(category), size, champion_model_config(reference))
         items = val_items(category, size)
-        probe = torch.stack([items[i]["input"] for i in range(min(4, len(items)))])
+        probe = unpack_sketches(torch.stack([items[i]["sketch"] for i in range(min(4, len(items)))]))
         with torch.inference_mode():
             eager_out = eager(probe).numpy()
         ts_out = reference.predict(probe.numpy())

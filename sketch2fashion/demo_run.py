@@ -124,7 +124,7 @@ def run_demo(root: Path, *, host: str = "127.0.0.1", port: int = 3000, serve: bo
         _write_timing(root, timing)
         if serve:
             echo(f"s2f demo: serving on {url} (Ctrl+C stops)")
-            server.process.wait()
+            server.wait()
     except KeyboardInterrupt:
         echo("s2f demo: stopping the service")
     finally:

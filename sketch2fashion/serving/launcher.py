@@ -69,6 +69,12 @@ class ServerProcess:
         """The exit code once the server has stopped, None while it runs."""
         return self.process.poll() if self.process is not None else None
 
+    def wait(self) -> int:
+        """Until the server exits by itself (or a signal stops it); its exit code."""
+        if self.process is None:
+            raise RuntimeError("the server has not been started")
+        return self.process.wait()
+
     def wait_ready(self, path: str = "/readyz", timeout: float = 300.0) -> None:
         """Until `path` answers 200; RuntimeError (with the log's tail) if the server exits first."""
         deadline = time.monotonic() + timeout

@@ -142,7 +142,7 @@ def ssim_section(categories: list[str], generator: dict | None) -> dict:
 
 
 def train_section() -> dict:
-    from bench import train_step
+    from bench import machine, train_step
 
     from sketch2fashion.params import load_params
 

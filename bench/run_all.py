@@ -463,6 +463,10 @@ def api_cpu_ms_per_request(rows: list[dict]) -> dict | None:
 
 # --- README ---------------------------------------------------------------------------------------
 
+def _champion_ngf(results: dict) -> str:
+    return str(((results.get("generator") or {}).get("models", {}).get(CHAMPION) or {}).get("ngf", "?"))
+
+
 def _f(value, digits: int = 1, suffix: str = "") -> str:
     if value is None:
         return "–"
@@ -507,7 +511,7 @@ def render_readme(results: dict) -> str:
     head = results.get("headline") or {}
     if head:
         lines += ["## Targets", "",
-                  "| | full pix2pix U-Net (ngf 64) | demo champion (ngf 32) |", "|---|---|---|"]
+                  f"| | full pix2pix U-Net (ngf 64) | demo champion (ngf {_champion_ngf(results)}) |", "|---|---|---|"]
         bm = head["by_model"]
         f, c = bm[FULL], bm[CHAMPION]
 

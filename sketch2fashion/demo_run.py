@@ -34,7 +34,7 @@ import numpy as np
 
 from sketch2fashion.params import categories, load_params
 from sketch2fashion.pipeline import tool_env
-from sketch2fashion.serving.launcher import ServerProcess, bento_server
+from sketch2fashion.serving.launcher import BentoServe, ServerProcess
 
 TIMING_REPORT = Path("reports/demo/timing.json")
 READY_TIMEOUT_S = 1800.0
@@ -101,7 +101,7 @@ def run_demo(root: Path, *, host: str = "127.0.0.1", port: int = 3000, serve: bo
     echo(f"s2f demo: first wave ({', '.join(first_wave(names))})")
     _dvc(root, "repro", *first_wave(names))
     timing.first_wave_s = clock()
-    server = bento_server(root, host=host, port=port, env=tool_env(), cwd=root).start()
+    server = BentoServe(root, host=host, port=port, env=tool_env(), cwd=root).start()
     url = server.url
     try:
         _wait_for_champion(url, names[0], server)

@@ -24,7 +24,7 @@ import yaml
 
 from sketch2fashion.imaging.io import encode_png
 from sketch2fashion.params import deep_merge, load_params
-from sketch2fashion.serving.launcher import ServerProcess, bento_server
+from sketch2fashion.serving.launcher import BentoServe
 from mlflow_sandbox import MLFLOW_ENV, isolated_mlflow
 from waiting import HANG_SECONDS
 
@@ -204,17 +204,15 @@ def bomb_png(side: int = 30000) -> bytes:
 
 # --- the server ----------------------------------------------------------------------------------
 
-class BentoServer(ServerProcess):
+class BentoServer(BentoServe):
     """`bentoml serve service:API` on the scratch project (the package's launcher), ready on enter."""
 
     def __init__(self, project: Project, log_path: Path, *, ready_timeout: float = HANG_SECONDS,
                  env: dict[str, str] | None = None, ready_path: str = "/readyz") -> None:
         environment = {k: v for k, v in os.environ.items() if k not in MLFLOW_ENV and k != "CUDA_VISIBLE_DEVICES"}
         environment.update({"BENTOML_HOME": str(project.root / "bentoml"), "OMP_NUM_THREADS": "1", **(env or {})})
-        server = bento_server(project.root, env=environment, log_path=log_path)
-        super().__init__(server.command, server.url, env=server.env, log_path=log_path)
+        super().__init__(project.root, env=environment, log_path=log_path)
         self.project = project
-        self.port = int(server.url.rsplit(":", 1)[1])
         self.ready_path = ready_path  # /livez for a project that is not meant to be ready (a category training)
         self.ready_timeout = ready_timeout
 

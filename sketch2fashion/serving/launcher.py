@@ -118,14 +118,16 @@ class ServerProcess:
         self.stop()
 
 
-def bento_server(project_root: Path, *, host: str = "127.0.0.1", port: int | None = None,
-                 env: Mapping[str, str] | None = None, log_path: Path | None = None,
-                 cwd: Path = REPO_ROOT) -> ServerProcess:
+class BentoServe(ServerProcess):
     """`bentoml serve service:API` for the project at `project_root` (S2F_PROJECT_ROOT), not yet
     started. `env` is the whole environment (None: this one) and gets S2F_PROJECT_ROOT added."""
-    port = port or free_port(host)
-    environment = dict(os.environ if env is None else env)
-    environment["S2F_PROJECT_ROOT"] = str(project_root)
-    environment.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    return ServerProcess(bentoml_command(host, port), f"http://{host}:{port}", cwd=cwd, env=environment,
+
+    def __init__(self, project_root: Path, *, host: str = "127.0.0.1", port: int | None = None,
+                 env: Mapping[str, str] | None = None, log_path: Path | None = None,
+                 cwd: Path = REPO_ROOT) -> None:
+        self.port = port or free_port(host)
+        environment = dict(os.environ if env is None else env)
+        environment["S2F_PROJECT_ROOT"] = str(project_root)
+        environment.setdefault("BENTOML_DO_NOT_TRACK", "True")
+        super().__init__(bentoml_command(host, self.port), f"http://{host}:{self.port}", cwd=cwd, env=environment,
                          log_path=log_path)

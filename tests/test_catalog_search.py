@@ -9,10 +9,13 @@ import pytest
 
 from sketch2fashion.catalog.colour import colour_similarity, garment_mask_from_photo, lab_histogram
 from sketch2fashion.catalog.embedder import ImageEncoder, embed_images, save_encoder
-from sketch2fashion.catalog.evaluation import ShopperQuery, evaluate_search, kind_weights, rank_metrics
+from sketch2fashion.catalog.evaluation import ShopperQuery, evaluate_search, kind_weights, rank_metrics, rank_of
 from sketch2fashion.catalog.features import FeatureLayout, QueryParts, query_vector
 from sketch2fashion.catalog.index import POINTER_NAME
-from sketch2fashion.catalog.search import Catalog, CatalogItem, build_catalog_index
+from sketch2fashion.catalog.search import DEFAULT_WEIGHTS, Catalog, CatalogItem, build_catalog_index
+from sketch2fashion.catalog.weight_tuning import (
+    choose_weights, metrics_of, ranks_for, read_tuned_weights, signal_scores, weight_grid, write_tuned_weights,
+)
 from sketch2fashion.imaging.hints import Hints
 from sketch2fashion.imaging.io import save_png
 
@@ -216,3 +219,73 @@ def test_evaluation_with_a_perfect_generator_ranks_the_product_first(shop):
 
 def _owner(by_id, edges):
     return next(pid for pid, q in by_id.items() if q.edges is edges)
+
+
+# -- per-deployment weights (catalog/weight_tuning.py, the tune_search stage) --------------------------
+def _shoppers(shop, photo_for):
+    """Each product as a shopper: a one-pixel hint of its colour, its outline, and `photo_for(item)`."""
+    tmp_path, params, items, _ = shop
+    catalog = Catalog.open(params, project_root=tmp_path)
+    shoppers = []
+    for item in items:
+        photo = cv2.cvtColor(cv2.imread(str(item.image_path)), cv2.COLOR_BGR2RGB)
+        edges = np.where(cv2.Canny(photo, 50, 150) > 0, 0, 255).astype(np.uint8)
+        mask, rgb = np.zeros(edges.shape, np.uint8), np.zeros((*edges.shape, 3), np.uint8)
+        mask[32, 32], rgb[32, 32] = 1, photo[32, 32]
+        query = ShopperQuery(item.id, item.category, edges, Hints(rgb, mask))
+        shoppers.append((query, catalog.encode(photo=photo_for(item, photo), sketch=query.sketch)))
+    return catalog, shoppers
+
+
+def test_grid_ranks_are_the_served_search_ranks(shop):
+    """Scoring weight sets from per-signal scores ranks every product as the served search does."""
+    catalog, shoppers = _shoppers(shop, lambda item, photo: photo[::-1].copy())
+    blank = Hints(np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8))
+    hintless = ShopperQuery(shoppers[0][0].product_id, shoppers[0][0].category, shoppers[0][0].edges, blank)
+    shoppers.append((hintless, catalog.encode(sketch=hintless.sketch)))  # no hint colour, no photo
+    scored = [signal_scores(catalog, parts, q.category, q.product_id) for q, parts in shoppers]
+    for weights in ({"sketch": 0.5, "photo": 2.0, "hint_colour": 1.0, "photo_colour": 0.25}, {"hint_colour": 1.0},
+                    {"sketch": 1.0, "photo": 1.0}):
+        weights = {s: weights.get(s, 0.0) for s in ("sketch", "photo", "hint_colour", "photo_colour")}
+        served = [rank_of(q.product_id, [h.id for h in catalog.search_parts(
+            parts, category=q.category, top_k=len(catalog), weights={**weights, "text": 0.0})]) for q, parts in shoppers]
+        assert ranks_for(weights, scored).tolist() == [np.inf if r is None else r for r in served]
+    assert ranks_for({"hint_colour": 1.0}, scored)[-1] == np.inf  # colour alone cannot rank a hintless drawing
+
+
+def test_tuner_stops_trusting_a_photo_that_points_elsewhere(shop):
+    """A colorizer whose photos show another product's colour: the chosen weights give the photo
+    no say, and the choice is at least as good as every single signal on the same shoppers."""
+    _, _, items, _ = shop
+    others = {item.id: items[(i + 1) % len(items)] for i, item in enumerate(items)}
+    wrong = lambda item, photo: cv2.cvtColor(cv2.imread(str(others[item.id].image_path)), cv2.COLOR_BGR2RGB)  # noqa: E731
+    catalog, shoppers = _shoppers(shop, wrong)
+    scored = [signal_scores(catalog, parts, q.category, q.product_id) for q, parts in shoppers]
+    grid = {"sketch": [0.0, 1.0], "photo": [0.0, 1.0, 2.0], "hint_colour": [0.0, 1.0], "photo_colour": [0.0, 1.0]}
+    best, table = choose_weights(scored, weight_grid(grid))
+    assert best["photo"] == 0.0 and best["photo_colour"] == 0.0 and best["hint_colour"] > 0
+    chosen = metrics_of(ranks_for(best, scored))
+    for signal in ("sketch", "photo", "hint_colour", "photo_colour"):
+        alone = metrics_of(ranks_for({signal: 1.0}, scored))
+        assert chosen["mrr"] >= alone["mrr"]
+    right, _ = choose_weights([signal_scores(catalog, parts, q.category, q.product_id)
+                               for q, parts in _shoppers(shop, lambda item, photo: photo)[1]], weight_grid(grid))
+    assert right["photo"] > 0 or right["photo_colour"] > 0  # the same grid trusts a photo that is right
+
+
+def test_service_reads_tuned_weights_and_picks_up_new_ones(shop, tmp_path):
+    shop_path, params, _, _ = shop
+    tuned_path = tmp_path / "search_weights.yaml"
+    params = {**params, "search": {**params["search"], "tuned_weights": str(tuned_path)}}
+    catalog = Catalog.open(params, project_root=shop_path)
+    assert catalog.settings.weights["photo"] == DEFAULT_WEIGHTS["photo"]  # no file yet: params apply
+    write_tuned_weights(tuned_path, {"sketch": 1.0, "photo": 0.0, "hint_colour": 2.0, "photo_colour": 0.5}, {"queries": 3})
+    assert read_tuned_weights(tuned_path)["hint_colour"] == 2.0
+    catalog.refresh()
+    assert catalog.settings.weights["photo"] == 0.0 and catalog.settings.weights["hint_colour"] == 2.0
+    assert catalog.settings.weights["text"] == DEFAULT_WEIGHTS["text"]  # words are not tuned
+    tuned_path.write_text("weights: [broken")
+    catalog.refresh()  # a broken file keeps the weights in use, and says so in the log
+    assert catalog.settings.weights["hint_colour"] == 2.0
+    with pytest.raises(ValueError, match="search_weights.yaml"):
+        Catalog.open(params, project_root=shop_path)

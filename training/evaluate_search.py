@@ -1,6 +1,7 @@
 """DVC stage `evaluate_search`: can a shopper find the product they drew? Metrics per query kind.
 
-For every val product a shopper's query is simulated (its edge map + colour hints, and the photo
+For every test product (held out from training, epoch choice and the weight tuning of
+`tune_search`) a shopper's query is simulated (its edge map + colour hints, and the photo
 the category's champion colorizer generates from them) and run against the published catalog
 index, which holds every product. Reports acc@1, acc@10 and MRR for the query kinds sketch,
 colour, photo, sketch+colour and fused; recall@10 of HNSW against exact search on the same
@@ -25,8 +26,6 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from sketch2fashion.catalog.embedder_training import load_products
@@ -35,12 +34,8 @@ from sketch2fashion.catalog.search import Catalog, CatalogError
 from sketch2fashion.classifier.model import predict_category
 from sketch2fashion.classifier.registry import load_champion
 from sketch2fashion.data.manifest import read_manifest
-from sketch2fashion.imaging.flat_fill import prepare_fill
-from sketch2fashion.imaging.hints import Hints
-from sketch2fashion.models.inputs import to_generator_batch, to_images
-from sketch2fashion.registry.colorizer_model import fit_input
-from sketch2fashion.params import ParamsError, categories, load_params
-from sketch2fashion.registry.promotion import registered_model_name
+from sketch2fashion.params import ParamsError, categories, load_params, require
+from sketch2fashion.registry.colorizer_model import ChampionColorizers
 from sketch2fashion.registry.tracking import configure, get_or_create_experiment, git_commit
 
 
@@ -52,28 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-generator", action="store_true",
                         help="skip the query kinds that need a champion colorizer")
     parser.add_argument("--categories", nargs="+", default=None,
-                        help="only these categories' val products (default: params.yaml categories)")
+                        help="only these categories' products (default: params.yaml categories)")
+    parser.add_argument("--split", default="test", choices=["test", "val", "train"],
+                        help="whose products become shoppers (default: %(default)s)")
     return parser.parse_args(argv)
-
-
-class ChampionColorizers:
-    """Each category's champion from the MLflow registry, loaded on first use."""
-
-    def __init__(self) -> None:
-        self._models: dict[str, object] = {}
-
-    def __call__(self, category: str, edges: np.ndarray, hints: Hints) -> np.ndarray:
-        if category not in self._models:
-            uri = f"models:/{registered_model_name(category)}@champion"
-            try:
-                self._models[category] = mlflow.pyfunc.load_model(uri)
-            except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "not there"
-                raise FileNotFoundError(f"{uri}: no champion colorizer ({exc}); run `dvc repro promote@{category}`") from exc
-        prepared = prepare_fill(edges, hints)  # as the service prepares a drawing
-        batch = to_generator_batch(prepared.edges[None], prepared.hints.rgb[None], prepared.hints.mask[None],
-                                   prepared.fill.rgb[None], prepared.fill.weight[None]).numpy()
-        model = self._models[category]
-        return to_images(torch.from_numpy(model.predict(fit_input(model, batch))))[0]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -83,7 +60,7 @@ def run(args: argparse.Namespace) -> dict:
     catalog = Catalog.open(params)
     by_id = {r["id"]: r["category"] for r in read_manifest(args.data_dir / "manifest.csv")}
     wanted = set(args.categories or categories(params))
-    products = [p for p in load_products(args.data_dir, "val", size) if by_id[p.id] in wanted]
+    products = [p for p in load_products(args.data_dir, args.split, size) if by_id[p.id] in wanted]
     seed = int((params.get("train") or {}).get("seed", 0))
     queries = shopper_queries(products, by_id, seed=seed, hint_params=params.get("hints") or {})
     doodles = shopper_queries(products, by_id, seed=seed, hint_params=params.get("hints") or {}, doodles=True)
@@ -99,6 +76,10 @@ def run(args: argparse.Namespace) -> dict:
     report["index_version"] = catalog.version
     report["catalog_products"] = len(catalog)
     report["weights"] = catalog.settings.weights
+    tuned = catalog.settings.tuned_weights
+    report["weights_from"] = "params.yaml" if tuned is None or not tuned.is_file() else \
+        require(params, "search.tuned_weights")
+    report["split"] = args.split
 
     experiment_id = get_or_create_experiment("search")
     with mlflow.start_run(experiment_id=experiment_id, run_name="evaluate-search",

@@ -55,8 +55,9 @@ class ProductImages:
     edges: np.ndarray
 
 
-def load_products(data_dir: str | Path, split: str, size: int) -> list[ProductImages]:
-    """Every usable product of `split` (all categories) from the data folder, resized once.
+def load_products(data_dir: str | Path, split: str, size: int, per_category: int | None = None) -> list[ProductImages]:
+    """Every usable product of `split` (all categories) from the data folder, resized once; with
+    `per_category`, at most that many of each category (the first by id, so the same ones each run).
 
     Kept in memory: a few hundred products at 128 px are tens of MB, and re-reading 512 px
     PNGs every epoch would cost more than the training step.
@@ -66,6 +67,11 @@ def load_products(data_dir: str | Path, split: str, size: int) -> list[ProductIm
             if r["split"] == split and r["isolation"] != ISOLATION_FAILED]
     if not rows:
         raise ValueError(f"{data_dir / MANIFEST_NAME}: no usable {split!r} rows")
+    if per_category is not None:
+        by_category: dict[str, list[dict]] = {}
+        for row in sorted(rows, key=lambda r: r["id"]):
+            by_category.setdefault(row["category"], []).append(row)
+        rows = [row for group in by_category.values() for row in group[:per_category]]
     products = []
     for row in rows:
         photo = read_rgb(data_dir / row["image"])

@@ -1,9 +1,9 @@
 """How well a shopper finds the product they drew: acc@1, acc@10 and MRR per query kind.
 
-For every val product, a shopper's query is simulated from it: its edge map with colour hints
+For every product of the evaluated split, a shopper's query is simulated from it: its edge map with colour hints
 sampled from its photo (at least one hint: a shopper searching by colour drops one), and the
-photo the champion colorizer generates from that sketch. The catalog holds every product, val
-and train, so the right answer competes with all of them. Each query kind switches on some of
+photo the champion colorizer generates from that sketch. The catalog holds every product, of
+every split, so the right answer competes with all of them. Each query kind switches on some of
 the fused signals (`catalog.features`); the category filter is on, as the shopper picks it.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sketch2fashion.catalog.embedder_training import ProductImages
-from sketch2fashion.catalog.features import IMAGE_SIGNALS, QueryParts, query_vector
+from sketch2fashion.catalog.features import IMAGE_SIGNALS, query_vector
 from sketch2fashion.catalog.index import HnswParams, IndexConfig, VectorIndex, recall_at_k
 from sketch2fashion.catalog.search import Catalog
 from sketch2fashion.colorizer.dataset import hint_options, id_key

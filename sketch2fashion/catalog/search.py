@@ -96,6 +96,8 @@ class SearchSettings:
     colour_bins: tuple[int, int, int] = (4, 8, 8)
     index: IndexConfig = field(default_factory=IndexConfig)
     keep_versions: int = 2
+    tuned_weights: Path | None = None
+    """The tune_search stage's weights file; its image-signal weights replace `weights`' when it exists."""
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], project_root: Path | None = None) -> SearchSettings:
@@ -118,7 +120,17 @@ class SearchSettings:
             colour_bins=tuple(int(b) for b in (search.get("colour") or {}).get("bins", (4, 8, 8))),
             index=IndexConfig.from_dict(search.get("index")),
             keep_versions=int(search.get("keep_versions", 2)),
-        )
+            tuned_weights=root / search["tuned_weights"] if search.get("tuned_weights") else None,
+        ).with_tuned_weights()
+
+    def with_tuned_weights(self) -> SearchSettings:
+        """These settings with the tuned image-signal weights over params.yaml's, when the file exists."""
+        from dataclasses import replace
+
+        from sketch2fashion.catalog.weight_tuning import read_tuned_weights
+
+        tuned = read_tuned_weights(self.tuned_weights) if self.tuned_weights else None
+        return self if tuned is None else replace(self, weights={**self.weights, **tuned})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -300,6 +312,7 @@ class Catalog:
     def refresh(self) -> bool:
         """Load the version CURRENT names if it is new; a broken one is skipped, the old one kept."""
         with self._lock:
+            self._refresh_weights()
             name = read_pointer(self.settings.index_dir)
             if name is None:
                 return self._snapshot is not None
@@ -314,6 +327,18 @@ class Catalog:
                 return self._snapshot is not None
             self._snapshot = fresh
             return True
+
+    def _refresh_weights(self) -> None:
+        """Pick up weights the tune_search stage wrote since (a broken file keeps the old ones)."""
+        try:
+            fresh = self.settings.with_tuned_weights()
+        except ValueError as err:
+            import logging
+
+            logging.getLogger(__name__).warning("tuned weights not loaded: %s", err)
+            return
+        if fresh.weights != self.settings.weights:
+            self.settings = fresh
 
     def _current(self) -> _Snapshot:
         snapshot = self._snapshot

@@ -343,3 +343,28 @@ def _quiet_torchscript() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         yield
+
+
+class ChampionColorizers:
+    """Each category's registered champion, loaded on first use: (category, edges, hints) -> the
+    generated photo (uint8 RGB), the drawing prepared as the service prepares it. What the search
+    evaluation and the weight tuning put beside a simulated shopper's sketch."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, Any] = {}
+
+    def __call__(self, category: str, edges: np.ndarray, hints: Any) -> np.ndarray:
+        from sketch2fashion.imaging.flat_fill import prepare_fill
+        from sketch2fashion.registry.promotion import registered_model_name
+
+        if category not in self._models:
+            uri = f"models:/{registered_model_name(category)}@champion"
+            try:
+                self._models[category] = mlflow.pyfunc.load_model(uri)
+            except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "not there"
+                raise FileNotFoundError(f"{uri}: no champion colorizer ({exc}); run `dvc repro promote@{category}`") from exc
+        prepared = prepare_fill(edges, hints)
+        batch = to_generator_batch(prepared.edges[None], prepared.hints.rgb[None], prepared.hints.mask[None],
+                                   prepared.fill.rgb[None], prepared.fill.weight[None]).numpy()
+        model = self._models[category]
+        return to_images(torch.from_numpy(model.predict(fit_input(model, batch))))[0]

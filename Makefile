@@ -4,8 +4,10 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `s2f`: run DVC with the project's venv first on PATH.
 export PATH := $(BIN):$(PATH)
+# The project `make serve` serves: . (the demo) or real (what `make real` writes).
+PROJECT ?= .
 
-.PHONY: help setup system test test-fast demo serve smoke bench reliability data dag clean
+.PHONY: help setup system test test-fast demo serve real smoke bench reliability data dag clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,9 +40,12 @@ demo: setup  ## the main job: demo data -> dvc repro -> champions -> the page on
 	@echo "details later: dvc metrics show | dvc plots show | mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db"
 	$(BIN)/s2f demo --host 127.0.0.1 --port 3000
 
-serve: setup  ## bentoml serve the champions, catalog search and the drawing page on http://127.0.0.1:3000
+serve: setup  ## bentoml serve the champions, catalog search and the drawing page on http://127.0.0.1:3000 (PROJECT=real: the real run's)
 	@echo "open http://127.0.0.1:3000  (Ctrl+C stops)"
-	$(BIN)/bentoml serve service:API --host 127.0.0.1 --port 3000
+	S2F_PROJECT_ROOT=$(PROJECT) $(BIN)/bentoml serve service:API --host 127.0.0.1 --port 3000
+
+real: setup  ## every stage on the real photos in ../shared/data (no feed: generated cards) into real/, its own registry (REAL_ARGS=--budget gpu)
+	$(BIN)/s2f real $(REAL_ARGS)
 
 smoke: setup  ## the whole pipeline on the tiny profile in a scratch repo, twice (2nd must be a no-op)
 	$(BIN)/s2f smoke

@@ -93,6 +93,31 @@ def smoke(profile: str, workdir: Path | None, keep: bool) -> None:
     click.echo(json.dumps(summary, indent=2))
 
 
+@main.command("real")
+@click.option("--budget", type=click.Choice(["cpu", "gpu", "tiny"]), default="cpu", show_default=True,
+              help="cpu: sized for 2 CPU cores; gpu: the full U-Net (profiles/real-gpu.yaml); tiny: minutes, for tests.")
+@click.option("--photos", type=click.Path(file_okay=False, path_type=Path), default=Path("../shared/data/clothing-small"),
+              show_default=True, help="Photo folder laid out <root>/<category>/*.jpg (one level of split folders is fine).")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("real"), show_default=True,
+              help="The run's own project folder: data, models, reports and its MLflow store (resumed when it exists).")
+@click.option("--per-category", type=click.IntRange(min=1), default=None,
+              help="Use only the first N photos of each category (a quick look; linked, not copied).")
+def real(budget: str, photos: Path, project: Path, per_category: int | None) -> None:
+    """Every pipeline stage on a real photo set without a product feed, into its own project and registry.
+
+    Each photo gets a generated product card (marked as such) so the catalog works; the demo's
+    data and registry are untouched. Serve the result with `make serve PROJECT=real`.
+    """
+    from sketch2fashion.real_run import RealRunError, run_real
+
+    try:
+        summary = run_real(Path.cwd(), project.resolve(), budget=budget, photos=photos, per_category=per_category)
+    except RealRunError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"s2f real: done in {summary['seconds']:.0f} s; reports in {project}/reports, "
+               f"`mlflow ui --backend-store-uri {summary['tracking_uri']}`, `make serve PROJECT={project}`")
+
+
 @main.command("models")
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -199,6 +224,28 @@ def catalog_ingest(feed: Path, params_path: str, store: Path | None, allow_priva
     click.echo(report.summary())
     if report.skipped and not (report.added or report.updated or report.unchanged):
         raise click.ClickException(f"{feed}: every row was skipped; see the reasons above")
+
+
+@catalog.command("cards")
+@click.argument("photos", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              help="Params file whose `categories` and `source.aliases` say which folders are which category.")
+def catalog_cards(photos: Path, out: Path, params_path: str) -> None:
+    """Write OUT, a product feed of generated cards for PHOTOS (class folders, no feed of their own).
+
+    Each photo becomes a product named from its category and file, brand "(generated card)",
+    linked to the reserved .invalid domain; its image link is the photo's file:// URL, so ingest
+    the feed with --allow-file-urls (or catalog.allow_file_urls: true).
+    """
+    from sketch2fashion.catalog.cards import write_card_feed
+
+    params = _params_or_defaults(params_path)
+    try:
+        count = write_card_feed(out, photos, _categories(params_path), (params.get("source") or {}).get("aliases"))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{out}: {count} generated product cards for the photos under {photos}")
 
 
 @main.group("bento")

@@ -62,17 +62,21 @@ def changed_stages(project: Path) -> dict[str, Any]:
 
 
 def make_scratch_project(root: Path, dest: Path, params: dict[str, Any]) -> Path:
-    """Copy the pipeline definition and code into `dest` as a fresh git + DVC repo."""
+    """Copy the pipeline definition, code and `params` into `dest` as a git + DVC repo.
+
+    An existing one (`s2f real` run again) gets today's code and params and keeps its data,
+    models and registry: `dvc repro` then reruns only what they change."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         if (root / name).exists():
             shutil.copy2(root / name, dest / name)
     for name in PROJECT_DIRS:
-        shutil.copytree(root / name, dest / name, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.rmtree(dest / name, ignore_errors=True)  # a file deleted upstream must go here too
+        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    run_dvc(dest, "init", "-q")
-    if (root / ".dvc" / "config").exists():
-        shutil.copy2(root / ".dvc" / "config", dest / ".dvc" / "config")
+    if not (dest / ".dvc").is_dir():
+        subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+        run_dvc(dest, "init", "-q")
+        if (root / ".dvc" / "config").exists():
+            shutil.copy2(root / ".dvc" / "config", dest / ".dvc" / "config")
     return dest

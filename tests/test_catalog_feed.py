@@ -305,3 +305,40 @@ def test_unusable_feed_leaves_the_catalog_untouched(tmp_path: Path) -> None:
     assert ingest_feed(feed, store).unchanged == ["a"]
     assert not stale.exists() and store.get("a").image_path.read_bytes() != b"half-written"
     store.close()
+
+
+def test_photo_folder_without_a_feed_becomes_generated_cards(tmp_path: Path) -> None:
+    """Cards carry ingest's ids (a repeated file name included), say they are generated, and
+    ingest with file:// links allowed; refused without that permission."""
+    from click.testing import CliRunner
+
+    from sketch2fashion.catalog.cards import GENERATED_BRAND, GENERATED_LINK, card_rows
+    from sketch2fashion.cli import main
+    from sketch2fashion.data.ingest import assign_ids, scan_source
+
+    photos = tmp_path / "photos"
+    for relative in ("train/t-shirt/a.png", "validation/t-shirt/a.png", "train/pants/b.png", "train/shoes/c.png"):
+        (photos / relative).parent.mkdir(parents=True, exist_ok=True)
+        (photos / relative).write_bytes(encode_png(np.full((48, 48, 3), 90, np.uint8)))
+    aliases = {"top": ["t-shirt"], "pants": ["pants"]}
+    rows = card_rows(photos, ["top", "pants"], aliases)
+    assert [r["id"] for r in rows] == assign_ids(scan_source(photos, "top", aliases), photos) + ["b"]
+    assert len({r["id"] for r in rows}) == 3 and {r["product_type"] for r in rows} == {"top", "pants"}
+    assert all(r["brand"] == GENERATED_BRAND and r["link"].startswith(GENERATED_LINK) for r in rows)
+    params = tmp_path / "params.yaml"
+    params.write_text("categories: [top, pants]\nsource:\n  aliases: {top: [t-shirt], pants: [pants]}\n")
+    feed = tmp_path / "cards" / "products.csv"
+    runner = CliRunner()
+    written = runner.invoke(main, ["catalog", "cards", str(photos), str(feed), "--params", str(params)])
+    assert written.exit_code == 0, written.output
+    assert len(read_feed(feed).products) == 3
+    store = tmp_path / "catalog.sqlite"
+    refused = runner.invoke(main, ["catalog", "ingest", str(feed), "--params", str(params), "--store", str(store)])
+    assert "file URL refused" in refused.output
+    done = runner.invoke(main, ["catalog", "ingest", str(feed), "--params", str(params), "--store", str(store),
+                                "--allow-file-urls"])
+    assert done.exit_code == 0, done.output
+    with CatalogStore(store) as catalog:
+        assert sorted(p.id for p in catalog.products()) == sorted(r["id"] for r in rows)
+    empty = runner.invoke(main, ["catalog", "cards", str(tmp_path / "cards"), str(feed), "--params", str(params)])
+    assert empty.exit_code != 0 and "no photos of top, pants" in empty.output

@@ -66,7 +66,7 @@ class IngestSettings:
     grabcut_iters: int = 4
     min_side: int = 32
     max_pixels: int = 50_000_000
-    mask_fail_low: float = 0.05
+    mask_fail_low: float = 0.15
     mask_fail_high: float = 0.95
 
     @classmethod

@@ -19,7 +19,8 @@ def run(args, cwd):
     return subprocess.run(S2F + args, cwd=cwd, capture_output=True, text=True, timeout=HANG_SECONDS)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["demo-data", "--help"], ["params", "--help"], ["smoke", "--help"], ["models", "--help"], ["catalog", "ingest", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["demo-data", "--help"], ["params", "--help"], ["smoke", "--help"], ["models", "--help"], ["catalog", "ingest", "--help"],
+                                  ["catalog", "cards", "--help"], ["real", "--help"]])
 def test_every_command_has_help(args, project_root):
     proc = run(args, project_root)
     assert proc.returncode == 0, proc.stderr

@@ -73,7 +73,8 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 
 def test_first_repro_runs_every_stage_and_second_runs_none(tiny):
     project, params, first = tiny
-    expected = {"demo_data", "split", "train_embedder", "train_classifier", "catalog", "index", "evaluate_search"} | {
+    expected = {"demo_data", "split", "train_embedder", "train_classifier", "catalog", "index", "tune_search",
+                "evaluate_search"} | {
         f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     assert set(first.stages_run) == expected
     second = run_dvc(project, "repro")
@@ -156,7 +157,8 @@ def test_changing_image_size_invalidates_exactly_ingest_and_its_descendants(tiny
                                                 | _per_category(params, "evaluate") | _per_category(params, "promote"))
         # What would rerun: those and everything downstream of them, never the demo data.
         dry = run_dvc(project, "repro", "--dry", "--force-downstream")
-        assert set(dry.stages_run) == {"split", "train_embedder", "train_classifier", "index", "evaluate_search"} | {
+        assert set(dry.stages_run) == {"split", "train_embedder", "train_classifier", "index", "tune_search",
+                                       "evaluate_search"} | {
             f"{stage}@{c}" for stage in ("ingest", "edges", "train", "evaluate", "promote") for c in params["categories"]}
     finally:
         params_file.write_text(original)

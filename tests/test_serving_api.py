@@ -23,6 +23,7 @@ from serving_fixtures import (
     scrape, sketch_png,
 )
 from sketch2fashion.imaging.io import decode_rgb
+from sketch2fashion.params import load_params
 from sketch2fashion.serving.metrics import exported_names
 from waiting import wait_until
 
@@ -33,9 +34,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", params=["inline", "service"])
 def server(request, tmp_path_factory):
-    """Both places the champions can run (serving.colorizer): in the API process, or a service of their own."""
+    """Both places the champions can run (serving.colorizer): in the API process, or a service of their own.
+    The inline one serves uncompiled: compiling is the same code in both places (the service variant, the
+    swaps-under-load test and tests/test_compiled.py cover it), and waiting for it twice cost CI ~1 minute."""
     root = tmp_path_factory.mktemp(f"serving-{request.param}")
-    project = make_project(root / "project", colorizer=request.param)
+    project = make_project(root / "project", colorizer=request.param,
+                           **({"compile": "off"} if request.param == "inline" else {}))
     with BentoServer(project, root / "bentoml-serve.log") as running:
         yield running
 
@@ -106,6 +110,9 @@ def test_models_lists_each_category_champion(server):
         done = all("background" not in (row["compiled"] or {}).get("why", "") for row in rows)
         return rows if done else None
 
+    if load_params(server.project.root / "params.yaml")["serving"]["compile"] == "off":
+        assert all(row["compiled"]["compiled"] is False for row in rows.values()), rows
+        return
     for row in wait_until(compiled_rows, "both champions compiled", details=server.log_tail):
         assert row["compiled"]["compiled"] is True, row["compiled"]
         assert row["compiled"]["batch_sizes"] == [1, 8]

@@ -125,7 +125,7 @@ def test_a_promotion_under_8_streaming_clients_answers_every_request_from_one_ve
         return f"{body.get('category')}:{body.get('model_version')}"
 
     with Stream(send, version_of) as stream:
-        wait_until(lambda: stream.count() >= 400, "400 answers before the promotion")
+        wait_until(lambda: stream.count() >= 120, "120 answers before the promotion")  # enough for a p99 to compare
         promoted_at = time.monotonic()
         new = add_version(project_root, "top", seed=11, ssim=0.7)
         promote_version(project_root, "top", new)

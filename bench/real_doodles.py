@@ -16,6 +16,10 @@ classifier stage's `real_doodle_accuracy` uses too.
 
   make serve   # or s2f demo, in another terminal
   python -m bench.real_doodles --url http://127.0.0.1:3000 --out bench/real_doodles.json
+
+With `--test-split-of PROJECT` it sends that project's test-split sketches instead (edge maps
+with colour hints, as `evaluate_search` simulates shoppers), e.g. the real photos' after `make real`
+and `make serve PROJECT=real`.
 """
 from __future__ import annotations
 
@@ -69,13 +73,40 @@ def run(url: str, doodles: Path, seed: int = 0) -> dict:
             error = body_delta_e(photo, doodle.body, doodle.colour)
             if error is not None:
                 stats["body_delta_e"].append(error)
-    def summary(s: dict[str, list]) -> dict:
-        return {"n": len(s["auto_right"]), "auto_accuracy": round(float(np.mean(s["auto_right"])), 3),
-                "top10_in_category": round(float(np.mean(s["in_category"])), 3) if s["in_category"] else None,
-                "body_delta_e": round(float(np.median(s["body_delta_e"])), 2) if s["body_delta_e"] else None}
     everything = {k: sum((s[k] for s in per.values()), []) for k in ("auto_right", "in_category", "body_delta_e")}
-    return {"url": url, "doodles": str(doodles), "per_category": {c: summary(s) for c, s in per.items()},
-            "overall": summary(everything)}
+    return {"url": url, "doodles": str(doodles), "per_category": {c: _summary(s) for c, s in per.items()},
+            "overall": _summary(everything)}
+
+
+def run_test_split(url: str, project: Path) -> dict:
+    """The project's test-split shoppers (edge map + colour hints, as evaluate_search simulates them)
+    sent with category=auto: the served answer's category and its top-10 products' categories."""
+    from sketch2fashion.catalog.embedder_training import load_products
+    from sketch2fashion.catalog.evaluation import shopper_queries
+    from sketch2fashion.data.manifest import read_manifest
+    from sketch2fashion.params import load_params, require
+
+    params = load_params(project / "params.yaml")
+    by_id = {r["id"]: r["category"] for r in read_manifest(project / "data" / "manifest.csv")}
+    products = load_products(project / "data", "test", int(require(params, "image.size")))
+    queries = shopper_queries(products, by_id, seed=int(require(params, "train.seed")), hint_params=require(params, "hints"))
+    per: dict[str, dict[str, list]] = {}
+    with httpx.Client(timeout=120) as client:
+        for query in queries:
+            png = cv2.imencode(".png", cv2.cvtColor(query.sketch, cv2.COLOR_RGB2BGR))[1].tobytes()
+            auto = ask(client, url, png, "auto")
+            stats = per.setdefault(query.category, {"auto_right": [], "in_category": [], "body_delta_e": []})
+            stats["auto_right"].append(auto["category"] == query.category)
+            stats["in_category"] += [p["category"] == query.category for p in auto["products"]]
+    everything = {k: sum((s[k] for s in per.values()), []) for k in ("auto_right", "in_category", "body_delta_e")}
+    return {"url": url, "project": str(project), "split": "test",
+            "per_category": {c: _summary(s) for c, s in per.items()}, "overall": _summary(everything)}
+
+
+def _summary(s: dict[str, list]) -> dict:
+    return {"n": len(s["auto_right"]), "auto_accuracy": round(float(np.mean(s["auto_right"])), 3),
+            "top10_in_category": round(float(np.mean(s["in_category"])), 3) if s["in_category"] else None,
+            "body_delta_e": round(float(np.median(s["body_delta_e"])), 2) if s["body_delta_e"] else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,8 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     parser.add_argument("--doodles", type=Path, default=Path("../shared/data/doodles-dev"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-split-of", type=Path, default=None, metavar="PROJECT",
+                        help="send PROJECT's test-split sketches instead of the doodles (e.g. real, after `make real`)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here (JSON)")
     args = parser.parse_args(argv)
+    if args.test_split_of is not None:
+        report = run_test_split(args.url, args.test_split_of)
+        print(json.dumps(report, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=2) + "\n")
+        return 0
     if not available(args.doodles):
         print(f"{args.doodles}: no manifest.csv; point --doodles at ../shared/data/doodles-dev", file=sys.stderr)
         return 2

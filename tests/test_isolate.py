@@ -146,3 +146,18 @@ def test_mask_fraction():
     mask[:5] = 255
     assert mask_fraction(mask) == 0.5
     assert mask_fraction(np.zeros((0, 0), np.uint8)) == 0.0
+
+
+def test_search_sees_a_floor_photo_as_its_garment_on_white_and_a_product_shot_as_it_is(floor_photo):
+    """What the index embeds and a /search upload is compared as (catalog/garment.py)."""
+    from sketch2fashion.catalog.garment import garment_on_white
+
+    photo, truth = floor_photo
+    seen = garment_on_white(photo)
+    outside = cv2.erode(255 - truth, np.ones((9, 9), np.uint8)) > 0
+    assert seen[outside].min() >= 250  # the floor became white
+    inside = cv2.erode(truth, np.ones((9, 9), np.uint8)) > 0
+    assert np.abs(seen[inside].astype(int) - photo[inside].astype(int)).max() <= 1  # the garment kept
+    shot = np.full((200, 200, 3), 255, np.uint8)
+    cv2.circle(shot, (100, 100), 60, (200, 40, 40), -1)
+    assert garment_on_white(shot) is shot  # a product shot on white is not touched

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from sketch2fashion.catalog.colour import dominant_colours, garment_mask_from_photo
 from sketch2fashion.catalog.embedder import ImageEncoder, embed_images, load_encoder
+from sketch2fashion.catalog.garment import garment_on_white
 from sketch2fashion.catalog.features import (
     FeatureLayout, QueryParts, hint_colour, hints_colour, photo_colour, product_vectors, query_vector,
 )
@@ -170,7 +171,7 @@ def describe_products(items: Sequence[CatalogItem], encoder: ImageEncoder, layou
     bar = tqdm(total=len(items), desc="index: embed products", unit="img", disable=not progress)
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        photos = [load_rgb(item.image_path) for item in chunk]
+        photos = [garment_on_white(load_rgb(item.image_path)) for item in chunk]
         colours = np.stack([photo_colour(photo, layout.colour_bins) for photo in photos])
         vectors[start:start + len(chunk)] = product_vectors(embed_images(encoder, photos), colours)
         for item, photo in zip(chunk, photos):
@@ -355,7 +356,10 @@ class Catalog:
     @staticmethod
     def _encode(snap: _Snapshot, *, photo: np.ndarray | None, sketch: np.ndarray | None,
                 hints: Hints | None = None) -> QueryParts:
-        """`hints`, when given, are the sketch's colour hints already split from it (any size)."""
+        """`hints`, when given, are the sketch's colour hints already split from it (any size). A
+        photo is compared as the catalog's are (`garment_on_white`): a shopper's snapshot of a
+        garment on a bed is isolated first, a generated photo (on white) is taken as it is."""
+        photo = garment_on_white(photo) if photo is not None else None
         images = [img for img in (sketch, photo) if img is not None]
         embeddings = embed_images(snap.encoder, images) if images else np.zeros((0, snap.layout.embedding_dim))
         bins = snap.layout.colour_bins

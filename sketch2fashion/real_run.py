@@ -50,6 +50,9 @@ def real_params(root: Path, budget: str, photos: Path) -> dict[str, Any]:
         params = with_profile(params, root / "profiles" / f"{name}.yaml")
     params["source"]["path"] = str(photos.resolve())
     params["source"]["feed"] = CARD_FEED.as_posix()
+    doodles = params["classifier"]["real_doodles"]  # relative to the repository, not the project folder
+    if doodles and not Path(doodles).is_absolute():
+        params["classifier"]["real_doodles"] = str((root / doodles).resolve())
     return params
 
 

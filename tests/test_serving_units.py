@@ -423,3 +423,15 @@ def test_a_champion_that_cannot_load_is_retried_with_backoff_while_the_others_se
             path.write_bytes(data)
         wait_until(lambda: board.sync() == ["top"], "the repaired champion to load", timeout=120, interval=0.05)
     assert board.ready() and board.champions["top"].version == 1
+
+
+def test_product_cards_never_name_a_server_path():
+    """A shop's web photo stays; a local path or a generated card's file:// URL becomes the photo route."""
+    from sketch2fashion.serving.catalog import public_card
+
+    card = {"id": "a b/1", "title": "t", "link": "https://shop.example/p", "image_link": "https://cdn.example/1.jpg",
+            "price": None, "currency": "", "category": "top", "score": 1.0}
+    assert public_card(card) == card
+    for local in ("top/top-0001.png", "file:///srv/photos/train/t-shirt/1.jpg", "/abs/path.png"):
+        shown = public_card({**card, "image_link": local})
+        assert shown["image_link"] == "/catalog/images/a%20b%2F1" and {**shown, "image_link": local} == {**card, "image_link": local}

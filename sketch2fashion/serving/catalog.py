@@ -63,7 +63,7 @@ class CatalogHolder:
             raise LookupError(self.error or NO_INDEX)
         version, hits = catalog.search_versioned(photo=photo, sketch=sketch, hints=hints_of_pixels(hint_pixels),
                                                  text=text, category=category, top_k=top_k)
-        return version, [hit.to_dict() for hit in hits]
+        return version, [public_card(hit.to_dict()) for hit in hits]
 
     def image(self, product_id: str) -> tuple[bytes, str]:
         """The cached photo the product's card names (`image_path`), and its media type.
@@ -123,3 +123,16 @@ class CatalogHolder:
                 self.error = NO_INDEX  # clients see it: the why (paths included) goes to the log only
                 metrics.set_catalog_products(0)
             log.warning("catalog index not (re)loaded: %s: %s", type(exc).__name__, exc)
+
+
+def public_card(card: dict[str, Any]) -> dict[str, Any]:
+    """A product card as the public API shows it: an `image_link` that is not a web URL (a feed's
+    local path, a generated card's file:// URL naming where the server keeps its photos) becomes the
+    route that serves the cached copy, so no answer names a path on the server."""
+    from urllib.parse import quote
+
+    from sketch2fashion.catalog.feed import is_http_url
+
+    if is_http_url(card["image_link"]):
+        return card
+    return {**card, "image_link": f"/catalog/images/{quote(card['id'], safe='')}"}

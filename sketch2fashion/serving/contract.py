@@ -48,7 +48,8 @@ class Product(BaseModel):
     id: str
     title: str
     link: str
-    image_link: str = ModelField(description="A web URL, or a local path: then GET /catalog/images/{id}.")
+    image_link: str = ModelField(description="The shop's photo (a web URL), or /catalog/images/{id}: the cached "
+                                             "copy, for feeds whose image links are local files.")
     price: Optional[float]
     currency: str
     category: str

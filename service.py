@@ -91,7 +91,7 @@ class Catalog:
         try:
             version, products = self.holder.search(photo=query.photo, sketch=query.sketch, text=query.text,
                                                    category=query.category, top_k=query.top_k,
-                                                   hint_pixels=query.hint_pixels)
+                                                   hint_pixels=query.hint_pixels, photo_is_upload=query.photo_is_upload)
         except LookupError as exc:
             return CatalogAnswer(error=str(exc))
         return CatalogAnswer(products=products, version=version)

@@ -26,14 +26,15 @@ from tqdm import tqdm
 
 from sketch2fashion.catalog.colour import dominant_colours, garment_mask_from_photo
 from sketch2fashion.catalog.embedder import ImageEncoder, embed_images, load_encoder
-from sketch2fashion.catalog.garment import garment_on_white
 from sketch2fashion.catalog.features import (
     FeatureLayout, QueryParts, hint_colour, hints_colour, photo_colour, product_vectors, query_vector,
 )
+from sketch2fashion.catalog.garment import garment_on_white
 from sketch2fashion.catalog.index import (
     VERSIONS_DIR, IndexConfig, IndexWriter, VectorIndex, load_version, read_pointer,
 )
 from sketch2fashion.catalog.text import TextIndex, colour_word_match, colour_words
+from sketch2fashion.catalog.tuned_weights import read_tuned_weights
 from sketch2fashion.imaging.hints import Hints
 from sketch2fashion.imaging.io import load_rgb
 
@@ -127,8 +128,6 @@ class SearchSettings:
     def with_tuned_weights(self) -> SearchSettings:
         """These settings with the tuned image-signal weights over params.yaml's, when the file exists."""
         from dataclasses import replace
-
-        from sketch2fashion.catalog.weight_tuning import read_tuned_weights
 
         tuned = read_tuned_weights(self.tuned_weights) if self.tuned_weights else None
         return self if tuned is None else replace(self, weights={**self.weights, **tuned})
@@ -356,10 +355,7 @@ class Catalog:
     @staticmethod
     def _encode(snap: _Snapshot, *, photo: np.ndarray | None, sketch: np.ndarray | None,
                 hints: Hints | None = None) -> QueryParts:
-        """`hints`, when given, are the sketch's colour hints already split from it (any size). A
-        photo is compared as the catalog's are (`garment_on_white`): a shopper's snapshot of a
-        garment on a bed is isolated first, a generated photo (on white) is taken as it is."""
-        photo = garment_on_white(photo) if photo is not None else None
+        """`hints`, when given, are the sketch's colour hints already split from it (any size)."""
         images = [img for img in (sketch, photo) if img is not None]
         embeddings = embed_images(snap.encoder, images) if images else np.zeros((0, snap.layout.embedding_dim))
         bins = snap.layout.colour_bins
@@ -383,11 +379,16 @@ class Catalog:
                                      brand=brand, price_min=price_min, price_max=price_max, weights=weights)[1]
 
     def search_versioned(self, *, photo: np.ndarray | None = None, sketch: np.ndarray | None = None,
-                         hints: Hints | None = None, **query: Any) -> tuple[str, list[ProductHit]]:
+                         hints: Hints | None = None, photo_is_upload: bool = False,
+                         **query: Any) -> tuple[str, list[ProductHit]]:
         """`search`, and the index version that answered: one snapshot encodes, ranks and names
         the cards, so an answer never mixes two versions while `refresh()` swaps them. `hints`:
-        the sketch's colour hints when the caller has split them already (see `_encode`)."""
+        the sketch's colour hints when the caller has split them already (see `_encode`).
+        `photo_is_upload`: the photo is a shopper's own (POST /search), not a generated one on
+        white: it is compared as the catalog's photos are, its garment isolated onto white first."""
         snap = self._current()
+        if photo is not None and photo_is_upload:
+            photo = garment_on_white(photo)
         parts = self._encode(snap, photo=photo, sketch=sketch, hints=hints)
         return snap.version, self._search_parts(snap, parts, **query)
 

@@ -11,9 +11,11 @@ import mimetypes
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
+from sketch2fashion.catalog.feed import is_http_url
 from sketch2fashion.imaging.hints import Hints
 from sketch2fashion.serving import metrics
 from sketch2fashion.serving.config import ServingConfig, load_project_params
@@ -53,7 +55,7 @@ class CatalogHolder:
 
     def search(self, *, photo: np.ndarray | None, sketch: np.ndarray | None, text: str | None,
                category: str | None, top_k: int, hint_pixels: np.ndarray | None = None,
-               ) -> tuple[str, list[dict[str, Any]]]:
+               photo_is_upload: bool = False) -> tuple[str, list[dict[str, Any]]]:
         """(the index version that answered, its product cards): one version, also mid-refresh.
 
         `hint_pixels`: the colours of the sketch's hinted pixels as the API split them for the
@@ -62,7 +64,8 @@ class CatalogHolder:
         if catalog is None:
             raise LookupError(self.error or NO_INDEX)
         version, hits = catalog.search_versioned(photo=photo, sketch=sketch, hints=hints_of_pixels(hint_pixels),
-                                                 text=text, category=category, top_k=top_k)
+                                                 photo_is_upload=photo_is_upload, text=text, category=category,
+                                                 top_k=top_k)
         return version, [public_card(hit.to_dict()) for hit in hits]
 
     def image(self, product_id: str) -> tuple[bytes, str]:
@@ -129,10 +132,6 @@ def public_card(card: dict[str, Any]) -> dict[str, Any]:
     """A product card as the public API shows it: an `image_link` that is not a web URL (a feed's
     local path, a generated card's file:// URL naming where the server keeps its photos) becomes the
     route that serves the cached copy, so no answer names a path on the server."""
-    from urllib.parse import quote
-
-    from sketch2fashion.catalog.feed import is_http_url
-
     if is_http_url(card["image_link"]):
         return card
     return {**card, "image_link": f"/catalog/images/{quote(card['id'], safe='')}"}

@@ -99,8 +99,8 @@ class Endpoints:
         if "sketch" in form.files:
             prepared = await self._prepare(form.files["sketch"])
             drawing, hint_pixels = fit_within(prepared.drawing, SEARCH_DRAWING_SIDE), prepared.hint_pixels
-        answer = await self._find("search", photo=photo, sketch=drawing, hint_pixels=hint_pixels, text=text,
-                                  category=category, top_k=top_k)
+        answer = await self._find("search", photo=photo, photo_is_upload=True, sketch=drawing,
+                                  hint_pixels=hint_pixels, text=text, category=category, top_k=top_k)
         return JSONResponse({"products": answer.products, "catalog_version": answer.version})
 
     async def _colorize_and_search(self, request: Request, labels: dict[str, str]) -> Response:

@@ -36,6 +36,9 @@ class CatalogQuery(bentoml.IODescriptor):
     """The colours of the sketch's hinted pixels as the API split them for the colorizer (uint8
     N x 3 RGB, N = 0 when nothing is hinted), so the Catalog need not split the drawing again: the
     hint histogram needs nothing else, and a few dots are a few KB where the planes were 256 KB."""
+    photo_is_upload: bool = False
+    """The photo is the shopper's own (POST /search), to be isolated onto white like the catalog's
+    photos; a generated photo (POST /colorize_and_search) is on white already, and checking costs."""
     text: Optional[str] = None
     category: Optional[str] = None
     top_k: int = 10

@@ -25,22 +25,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sketch2fashion.imaging.io import square_pad
+
 TILE = 160
 PER_SHEET = 16
 
 
-def source_square(photo: np.ndarray) -> np.ndarray:
-    """The source photo padded to a square on white, as ingest frames it."""
-    h, w = photo.shape[:2]
-    side = max(h, w)
-    square = np.full((side, side, 3), 255, np.uint8)
-    square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = photo
-    return square
-
-
 def tile(number: int, row: dict, photos: Path, data: Path) -> np.ndarray:
     """Source with the mask's outline (red) | the isolated garment, labelled with its number."""
-    source = cv2.resize(source_square(cv2.imread(str(photos / row["source"]))), (TILE, TILE), interpolation=cv2.INTER_AREA)
+    source = cv2.resize(square_pad(cv2.imread(str(photos / row["source"]))), (TILE, TILE), interpolation=cv2.INTER_AREA)
     mask = cv2.resize(cv2.imread(str(data / row["mask"]), cv2.IMREAD_GRAYSCALE), (TILE, TILE),
                       interpolation=cv2.INTER_NEAREST)
     outline, _ = cv2.findContours((mask > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)

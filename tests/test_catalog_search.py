@@ -14,8 +14,9 @@ from sketch2fashion.catalog.features import FeatureLayout, QueryParts, query_vec
 from sketch2fashion.catalog.index import POINTER_NAME
 from sketch2fashion.catalog.search import DEFAULT_WEIGHTS, Catalog, CatalogItem, build_catalog_index
 from sketch2fashion.catalog.weight_tuning import (
-    choose_weights, metrics_of, ranks_for, read_tuned_weights, signal_scores, weight_grid, write_tuned_weights,
+    choose_weights, ranks_for, signal_scores, weight_grid,
 )
+from sketch2fashion.catalog.tuned_weights import read_tuned_weights, write_tuned_weights
 from sketch2fashion.imaging.hints import Hints
 from sketch2fashion.imaging.io import save_png
 
@@ -249,8 +250,8 @@ def test_grid_ranks_are_the_served_search_ranks(shop):
         weights = {s: weights.get(s, 0.0) for s in ("sketch", "photo", "hint_colour", "photo_colour")}
         served = [rank_of(q.product_id, [h.id for h in catalog.search_parts(
             parts, category=q.category, top_k=len(catalog), weights={**weights, "text": 0.0})]) for q, parts in shoppers]
-        assert ranks_for(weights, scored).tolist() == [np.inf if r is None else r for r in served]
-    assert ranks_for({"hint_colour": 1.0}, scored)[-1] == np.inf  # colour alone cannot rank a hintless drawing
+        assert ranks_for(weights, scored) == served
+    assert ranks_for({"hint_colour": 1.0}, scored)[-1] is None  # colour alone cannot rank a hintless drawing
 
 
 def test_tuner_stops_trusting_a_photo_that_points_elsewhere(shop):
@@ -264,9 +265,9 @@ def test_tuner_stops_trusting_a_photo_that_points_elsewhere(shop):
     grid = {"sketch": [0.0, 1.0], "photo": [0.0, 1.0, 2.0], "hint_colour": [0.0, 1.0], "photo_colour": [0.0, 1.0]}
     best, table = choose_weights(scored, weight_grid(grid))
     assert best["photo"] == 0.0 and best["photo_colour"] == 0.0 and best["hint_colour"] > 0
-    chosen = metrics_of(ranks_for(best, scored))
+    chosen = rank_metrics(ranks_for(best, scored))
     for signal in ("sketch", "photo", "hint_colour", "photo_colour"):
-        alone = metrics_of(ranks_for({signal: 1.0}, scored))
+        alone = rank_metrics(ranks_for({signal: 1.0}, scored))
         assert chosen["mrr"] >= alone["mrr"]
     right, _ = choose_weights([signal_scores(catalog, parts, q.category, q.product_id)
                                for q, parts in _shoppers(shop, lambda item, photo: photo)[1]], weight_grid(grid))

@@ -25,12 +25,13 @@ import mlflow  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from sketch2fashion.catalog.embedder_training import load_products  # noqa: E402
-from sketch2fashion.catalog.evaluation import shopper_queries  # noqa: E402
+from sketch2fashion.catalog.evaluation import rank_metrics, shopper_queries  # noqa: E402
 from sketch2fashion.catalog.features import IMAGE_SIGNALS  # noqa: E402
 from sketch2fashion.catalog.search import Catalog, CatalogError, SearchSettings  # noqa: E402
 from sketch2fashion.catalog.weight_tuning import (  # noqa: E402
-    choose_weights, metrics_of, ranks_for, signal_scores, weight_grid, write_tuned_weights,
+    choose_weights, ranks_for, signal_scores, weight_grid,
 )
+from sketch2fashion.catalog.tuned_weights import write_tuned_weights  # noqa: E402
 from sketch2fashion.data.manifest import read_manifest  # noqa: E402
 from sketch2fashion.params import ParamsError, load_params, require  # noqa: E402
 from sketch2fashion.registry.colorizer_model import ChampionColorizers  # noqa: E402
@@ -70,8 +71,8 @@ def tune(params: dict, data_dir: Path) -> dict:
             "queries": len(queries), "split": "train", "kinds": ["edge map", "doodle"],
             "index_version": catalog.version, "candidates": len(table),
             "chosen": _rounded(table[0][1]),
-            "params_weights": {"weights": configured, **_rounded(metrics_of(ranks_for(configured, scored)))},
-            "single_signals": {s: _rounded(metrics_of(ranks_for({s: 1.0}, scored))) for s in IMAGE_SIGNALS},
+            "params_weights": {"weights": configured, **_rounded(rank_metrics(ranks_for(configured, scored)))},
+            "single_signals": {s: _rounded(rank_metrics(ranks_for({s: 1.0}, scored))) for s in IMAGE_SIGNALS},
             "runners_up": [{"weights": w, **_rounded(m)} for w, m in table[1:6]],
         },
     }

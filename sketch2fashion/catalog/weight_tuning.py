@@ -8,23 +8,21 @@ matrix product instead of a search. The single signals and pairs that the search
 (`evaluation.QUERY_KINDS`) are in the grid too, so the chosen weights are never worse than the
 best of them on the queries they were chosen on.
 
-The choice is written to a small YAML file (`search.tuned_weights`) that `SearchSettings` reads
-over params.yaml's `search.weights`; the stage `tune_search` writes it, MLflow keeps the evidence.
+The stage `tune_search` writes the choice with `catalog/tuned_weights.py` to the small YAML file
+(`search.tuned_weights`) that `SearchSettings` reads over params.yaml's `search.weights`; MLflow
+keeps the evidence.
 """
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from sketch2fashion.catalog.evaluation import rank_metrics
 from sketch2fashion.catalog.features import IMAGE_SIGNALS, QueryParts
-
-TUNED_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -71,61 +69,29 @@ def weight_grid(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
     return list(unique.values())
 
 
-def ranks_for(weights: Mapping[str, float], queries: Sequence[SignalScores]) -> np.ndarray:
+def ranks_for(weights: Mapping[str, float], queries: Sequence[SignalScores]) -> list[int | None]:
     """1-based rank of each query's product under `weights`, as the served search orders them (by
-    score, ties by id); inf when it would not be returned: not in the catalog, or none of the
-    weighted signals present in the query (the search then has nothing to rank by)."""
+    score, ties by id); None when it would not be returned (as `evaluation.rank_of` says): not in
+    the catalog, or none of the weighted signals present in the query (nothing to rank by)."""
     w = np.array([float(weights.get(s, 0.0)) for s in IMAGE_SIGNALS])
-    ranks = np.full(len(queries), np.inf)
-    for i, query in enumerate(queries):
+    ranks: list[int | None] = []
+    for query in queries:
         if query.target < 0 or not any(weight and present for weight, present in zip(w, query.present)):
+            ranks.append(None)
             continue
         fused = w @ query.scores
         ahead = fused > fused[query.target]
         ahead[: query.target] |= fused[: query.target] == fused[query.target]  # a tie goes to the smaller id
-        ranks[i] = 1 + int(np.count_nonzero(ahead))
+        ranks.append(1 + int(np.count_nonzero(ahead)))
     return ranks
-
-
-def metrics_of(ranks: np.ndarray) -> dict[str, float]:
-    """acc@1, acc@10 and MRR, as `evaluation.rank_metrics` reports them."""
-    if len(ranks) == 0:
-        return {"acc@1": 0.0, "acc@10": 0.0, "mrr": 0.0, "n": 0}
-    return {"acc@1": float(np.mean(ranks <= 1)), "acc@10": float(np.mean(ranks <= 10)),
-            "mrr": float(np.mean(1.0 / ranks)), "n": int(len(ranks))}
 
 
 def choose_weights(queries: Sequence[SignalScores], candidates: Iterable[Mapping[str, float]]
                    ) -> tuple[dict[str, float], list[tuple[dict[str, float], dict[str, float]]]]:
     """The weight set with the best MRR (then acc@10, then acc@1) on `queries`, and every
     candidate's metrics, best first."""
-    scored = [(dict(w), metrics_of(ranks_for(w, queries))) for w in candidates]
+    scored = [(dict(w), rank_metrics(ranks_for(w, queries))) for w in candidates]
     if not scored:
         raise ValueError("no weight sets to choose from")
     scored.sort(key=lambda item: (-item[1]["mrr"], -item[1]["acc@10"], -item[1]["acc@1"]))
     return scored[0][0], scored
-
-
-def write_tuned_weights(path: str | Path, weights: Mapping[str, float], evidence: Mapping[str, Any]) -> None:
-    """The chosen weights and how they were chosen, as YAML a person can read beside params.yaml."""
-    from sketch2fashion.imaging.io import write_bytes_atomic
-
-    body = {"format": TUNED_FORMAT, "weights": {s: round(float(weights[s]), 4) for s in IMAGE_SIGNALS},
-            "evidence": dict(evidence)}
-    header = "# Written by the tune_search stage (training/tune_search.py); overrides params.yaml search.weights\n"
-    write_bytes_atomic(Path(path), (header + yaml.safe_dump(body, sort_keys=False)).encode("utf-8"))
-
-
-def read_tuned_weights(path: str | Path) -> dict[str, float] | None:
-    """The tuned image-signal weights, or None when there is no file yet (params.yaml's apply).
-    A file that does not parse is an error naming it: silently searching with other weights
-    than the ones reported would be worse."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        body = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        weights = {s: float(body["weights"][s]) for s in IMAGE_SIGNALS}
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a tuned weights file ({exc}); rerun `dvc repro tune_search` or delete it") from exc
-    return weights
